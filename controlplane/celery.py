@@ -1,0 +1,21 @@
+"""The Celery app: Redis as broker when REDIS_URL is set, otherwise a file-system broker that needs no
+server (real worker and beat processes either way)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+
+app = Celery("controlplane")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def _schedule_periodic_tasks(sender: Celery, **_: object) -> None:
+    from django.conf import settings
+
+    sender.add_periodic_task(
+        settings.CELERY_HEARTBEAT_SECONDS, sender.signature("migrations_app.tasks.scheduler_heartbeat")
+    )

@@ -1,0 +1,62 @@
+"""The SDK side of the API: what every SDK and sidecar polls. Kept off the database on the hot path."""
+
+from django.conf import settings
+from django.http import HttpResponse, HttpResponseNotModified
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.views import APIView
+
+from ..models import SDKScope
+from ..services.config_cache import config_document_get, config_wait_for_change
+from .authentication import SDKKeyAuthentication
+from .permissions import HasSDKScope
+
+
+def _version_from_etag(header: str | None) -> int | None:
+    if not header:
+        return None
+    tag = header.split(",")[0].strip().removeprefix("W/").strip('"')
+    return int(tag) if tag.isdigit() else None
+
+
+class SDKConfigView(APIView):
+    authentication_classes = [SDKKeyAuthentication]
+    permission_classes = [HasSDKScope]
+    required_scope = SDKScope.CONFIG_READ
+    throttle_classes: list = []
+
+    @extend_schema(
+        summary="The SDK config document of the key's environment",
+        parameters=[
+            OpenApiParameter("wait", float, description="long-poll for up to this many seconds (≤ 60) "
+                             "for a version other than If-None-Match's"),
+            OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, description='a version\'s ETag, "42"'),
+        ],
+        responses={200: OpenApiTypes.OBJECT, 304: OpenApiResponse(description="unchanged")},
+    )
+    def get(self, request):
+        environment_id = request.user.environment_id
+        known_version = _version_from_etag(request.headers.get("If-None-Match"))
+        wait = self._wait_seconds(request)
+        document = config_document_get(environment_id)
+        if wait and document.version == known_version:
+            document = config_wait_for_change(environment_id, known_version=known_version, timeout=wait)
+        headers = {"ETag": document.etag, "Cache-Control": "no-cache"}
+        if document.version == known_version:
+            return HttpResponseNotModified(headers=headers)
+        return HttpResponse(document.body, content_type="application/json", headers=headers)
+
+    @staticmethod
+    def _wait_seconds(request) -> float:
+        raw = request.query_params.get("wait")
+        if raw is None:
+            return 0.0
+        try:
+            wait = float(raw)
+        except ValueError:
+            wait = -1.0
+        if not 0 <= wait <= settings.CUTOVER_CONFIG_MAX_WAIT_SECONDS:
+            raise ValidationError({"wait": f"must be a number of seconds from 0 to "
+                                           f"{settings.CUTOVER_CONFIG_MAX_WAIT_SECONDS}"})
+        return wait

@@ -1,0 +1,109 @@
+"""The SDK config document, built once per version and served from the cache.
+
+Writers call `config_publish` on commit: it rebuilds the environment's document under the environment's
+row lock (so documents land in the cache in version order), stores it, and wakes long-polls — over Redis
+pub/sub when Redis is configured, otherwise pollers watch the shared cache. Readers that miss the cache
+build the document and `cache.add` it, which never overwrites a newer document a writer stored.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from functools import partial
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from .. import selectors
+from django.db.models import F
+
+from ..models import Environment, MigrationPlan
+
+_POLL_INTERVAL_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class CachedDocument:
+    version: int
+    body: bytes
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+
+def _cache_key(environment_id: int) -> str:
+    return f"cutover:sdkconfig:{environment_id}"
+
+
+def _channel(environment_id: int) -> str:
+    return f"cutover:sdkconfig-changed:{environment_id}"
+
+
+def _render(document: dict) -> CachedDocument:
+    return CachedDocument(document["version"], json.dumps(document, separators=(",", ":")).encode())
+
+
+def config_document_get(environment_id: int) -> CachedDocument:
+    """The current document: from the cache (no SQL), or built and cached on a miss."""
+    cached = cache.get(_cache_key(environment_id))
+    if cached is not None:
+        return CachedDocument(*cached)
+    document = _render(selectors.sdk_config_document(environment_id=environment_id))
+    cache.add(_cache_key(environment_id), (document.version, document.body), settings.CUTOVER_CONFIG_CACHE_SECONDS)
+    return document
+
+
+def plan_config_bump(plan: MigrationPlan) -> None:
+    """Raise the plan's and its environment's config versions and publish the new document on commit.
+    Call inside the transaction that changes the plan, with the plan row locked; the caller saves."""
+    plan.config_version += 1
+    Environment.objects.filter(pk=plan.environment_id).update(config_version=F("config_version") + 1)
+    transaction.on_commit(partial(config_publish, plan.environment_id))
+
+
+def config_publish(environment_id: int) -> None:
+    """Rebuild, store and announce the environment's document. Call it after the change committed."""
+    with transaction.atomic():
+        Environment.objects.select_for_update().filter(pk=environment_id).first()
+        document = _render(selectors.sdk_config_document(environment_id=environment_id))
+        cache.set(_cache_key(environment_id), (document.version, document.body),
+                  settings.CUTOVER_CONFIG_CACHE_SECONDS)
+    if settings.REDIS_URL:
+        _redis().publish(_channel(environment_id), str(document.version))
+
+
+def config_wait_for_change(environment_id: int, *, known_version: int, timeout: float) -> CachedDocument:
+    """Block until the document's version differs from `known_version`, or `timeout` seconds pass;
+    return the document then current."""
+    deadline = time.monotonic() + timeout
+    if settings.REDIS_URL:
+        pubsub = _redis().pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(_channel(environment_id))
+        try:
+            # Subscribed first, then checked: a change between the two is not missed.
+            document = config_document_get(environment_id)
+            while document.version == known_version and (remaining := deadline - time.monotonic()) > 0:
+                if pubsub.get_message(timeout=remaining) is not None:
+                    document = config_document_get(environment_id)
+            return document
+        finally:
+            pubsub.close()
+    document = config_document_get(environment_id)
+    while document.version == known_version and time.monotonic() < deadline:
+        time.sleep(_POLL_INTERVAL_SECONDS)
+        document = config_document_get(environment_id)
+    return document
+
+
+_redis_client = None
+
+
+def _redis():
+    global _redis_client
+    if _redis_client is None:
+        import redis
+
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL)
+    return _redis_client

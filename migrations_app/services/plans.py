@@ -1,0 +1,191 @@
+"""Plan writes: creation with the playbook's defaults, edits, and lifecycle transitions.
+
+Each change is one atomic block: lock the plan row, apply the domain's transition, save, write an audit
+event, bump the plan's and the environment's config versions; once committed, the SDK config document is
+rebuilt and long-polls wake.
+"""
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..domain import playbook
+from ..domain.lifecycle import Action, IllegalTransition, Position, State, transition
+from ..models import Environment, HealthRule, MigrationPlan, ModelEndpoint, RolloutStep
+from .audit import audit_record
+from .config_cache import plan_config_bump
+
+# The fields a lifecycle transition may change, as the audit trail shows them.
+_POSITION_FIELDS = ("state", "candidate_percent", "rollback", "current_step_index", "paused_from")
+# Plan fields an edit may change after creation.
+EDITABLE_FIELDS = (
+    "description", "baseline_prompt_adapter", "candidate_prompt_adapter", "shadow_sample_rate",
+    "evaluation_duration_seconds", "shadow_duration_seconds", "final_hold_seconds", "cleanup_after_seconds",
+)
+# Endpoints and steps are the plan's identity once it runs; change them only while it is a draft.
+DRAFT_ONLY_FIELDS = ("baseline", "candidate", "steps")
+
+
+class PlanNotEditable(Exception):
+    def __init__(self, state: str, fields: Sequence[str]) -> None:
+        self.state = state
+        self.fields = list(fields)
+        super().__init__(f"{', '.join(fields)} can only change while the plan is a draft; it is {state}")
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    percent: float
+    min_hold_seconds: int = 0
+    min_samples: int = 0
+    needs_approval: bool = False
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    metric: str
+    comparison: str
+    threshold: float
+    action: str
+    severity: str = "warning"
+    sustained_seconds: int = 300
+    min_samples: int = 200
+    enabled: bool = True
+
+
+def default_steps() -> list[StepSpec]:
+    return [StepSpec(**asdict(step)) for step in playbook.DEFAULT_STEPS]
+
+
+def default_rules() -> list[RuleSpec]:
+    return [
+        RuleSpec(**{name: getattr(value, "value", value) for name, value in asdict(rule).items()})
+        for rule in playbook.DEFAULT_RULES
+    ]
+
+
+def _snapshot(plan: MigrationPlan, fields: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(plan, name) for name in fields}
+
+
+def _replace_steps(plan: MigrationPlan, steps: Sequence[StepSpec]) -> None:
+    plan.steps.all().delete()
+    RolloutStep.objects.bulk_create(
+        RolloutStep(plan=plan, order=index, **asdict(step)) for index, step in enumerate(steps)
+    )
+
+
+def _replace_rules(plan: MigrationPlan, rules: Sequence[RuleSpec]) -> None:
+    plan.rules.all().delete()
+    HealthRule.objects.bulk_create(HealthRule(plan=plan, **asdict(rule)) for rule in rules)
+
+
+@transaction.atomic
+def plan_create(*, actor: str, key: str, environment: Environment, baseline: ModelEndpoint,
+                candidate: ModelEndpoint, steps: Sequence[StepSpec] | None = None,
+                rules: Sequence[RuleSpec] | None = None, **fields: Any) -> MigrationPlan:
+    """A draft plan; steps and rules left out take the playbook's defaults."""
+    unknown = set(fields) - set(EDITABLE_FIELDS) - {"salt"}
+    if unknown:
+        raise TypeError(f"unknown plan fields: {sorted(unknown)}")
+    plan = MigrationPlan.objects.create(
+        key=key, environment=environment, baseline=baseline, candidate=candidate, created_by=actor, **fields
+    )
+    _replace_steps(plan, default_steps() if steps is None else steps)
+    _replace_rules(plan, default_rules() if rules is None else rules)
+    audit_record(actor=actor, action="plan.created", plan=plan, after=plan_summary(plan))
+    return plan
+
+
+def plan_update(*, actor: str, plan: MigrationPlan, steps: Sequence[StepSpec] | None = None,
+                rules: Sequence[RuleSpec] | None = None, reason: str = "", **fields: Any) -> MigrationPlan:
+    """Edit a plan. Rules and settings may change at any time before the plan ends; endpoints and steps
+    only while it is a draft."""
+    with transaction.atomic():
+        plan = MigrationPlan.objects.select_for_update().get(pk=plan.pk)
+        if plan.state in (State.COMPLETED, State.ABORTED):
+            raise PlanNotEditable(plan.state, ["plan"])
+        draft_only = [name for name in DRAFT_ONLY_FIELDS if name in fields or (name == "steps" and steps)]
+        if plan.state != State.DRAFT and draft_only:
+            raise PlanNotEditable(plan.state, draft_only)
+        before = plan_summary(plan)
+        for name, value in fields.items():
+            if name not in EDITABLE_FIELDS + ("baseline", "candidate"):
+                raise TypeError(f"{name} is not an editable plan field")
+            setattr(plan, name, value)
+        if steps is not None:
+            _replace_steps(plan, steps)
+        if rules is not None:
+            _replace_rules(plan, rules)
+        after = plan_summary(plan)
+        if after == before:
+            return plan
+        plan_config_bump(plan)
+        plan.save()
+        audit_record(actor=actor, action="plan.updated", plan=plan, before=_changed(before, after),
+                     after=_changed(after, before), reason=reason)
+    return plan
+
+
+def plan_act(*, actor: str, plan_key: str, action: Action | str, reason: str = "") -> MigrationPlan:
+    """Apply a lifecycle action. Raises IllegalTransition (with the current state) when it does not apply.
+
+    Concurrent actions on one plan serialise on the plan's row lock, so each sees the state the previous
+    one left and every applied transition has exactly one audit event.
+    """
+    action = Action(action)
+    with transaction.atomic():
+        plan = MigrationPlan.objects.select_for_update().get(key=plan_key)
+        step_percents = list(plan.steps.order_by("order").values_list("percent", flat=True))
+        new_position = transition(plan.position, action, step_percents)
+        before = _snapshot(plan, _POSITION_FIELDS)
+        _apply_position(plan, new_position)
+        plan_config_bump(plan)
+        plan.save()
+        audit_record(actor=actor, action=f"plan.{action.value}", plan=plan, before=before,
+                     after=_snapshot(plan, _POSITION_FIELDS), reason=reason)
+    return plan
+
+
+def _apply_position(plan: MigrationPlan, position: Position) -> None:
+    if position.state != plan.state:
+        plan.state_changed_at = timezone.now()
+    plan.state = position.state.value
+    plan.candidate_percent = position.candidate_percent
+    plan.rollback = position.rollback
+    plan.current_step_index = position.step_index
+    plan.paused_from = position.paused_from.value if position.paused_from else None
+
+
+def _changed(this: dict, other: dict) -> dict:
+    return {name: value for name, value in this.items() if other.get(name) != value}
+
+
+def plan_summary(plan: MigrationPlan) -> dict[str, Any]:
+    """What the audit trail records of a plan's settings (never a secret: endpoints by name)."""
+    return {
+        **_snapshot(plan, _POSITION_FIELDS + EDITABLE_FIELDS),
+        "environment": plan.environment.name,
+        "baseline": plan.baseline.name,
+        "candidate": plan.candidate.name,
+        "steps": [
+            {"percent": s.percent, "min_hold_seconds": s.min_hold_seconds, "min_samples": s.min_samples,
+             "needs_approval": s.needs_approval}
+            for s in plan.steps.order_by("order")
+        ],
+        "rules": [
+            {"metric": r.metric, "comparison": r.comparison, "threshold": r.threshold, "action": r.action,
+             "severity": r.severity, "sustained_seconds": r.sustained_seconds, "min_samples": r.min_samples,
+             "enabled": r.enabled}
+            for r in plan.rules.order_by("id")
+        ],
+    }
+
+
+__all__ = [
+    "IllegalTransition", "PlanNotEditable", "RuleSpec", "StepSpec", "default_rules", "default_steps",
+    "plan_act", "plan_create", "plan_update",
+]
