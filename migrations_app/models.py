@@ -16,6 +16,9 @@ def _choices(enum_cls) -> list[tuple[str, str]]:
     return [(member.value, member.value.replace("_", " ")) for member in enum_cls]
 
 
+STATE_CHOICES = _choices(State)
+
+
 def new_salt() -> str:
     return secrets.token_hex(8)
 
@@ -82,8 +85,8 @@ class MigrationPlan(models.Model):
     baseline_prompt_adapter = models.CharField(max_length=100, blank=True, default="")
     candidate_prompt_adapter = models.CharField(max_length=100, blank=True, default="")
 
-    state = models.CharField(max_length=20, choices=_choices(State), default=State.DRAFT.value, db_index=True)
-    paused_from = models.CharField(max_length=20, choices=_choices(State), null=True, blank=True)
+    state = models.CharField(max_length=20, choices=STATE_CHOICES, default=State.DRAFT.value, db_index=True)
+    paused_from = models.CharField(max_length=20, choices=STATE_CHOICES, null=True, blank=True)
     candidate_percent = models.FloatField(
         default=0.0, validators=[MinValueValidator(0), MaxValueValidator(100)]
     )

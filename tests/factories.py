@@ -1,23 +1,11 @@
 """Small builders for test data, through the services (so audit and versions behave as in production)."""
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from migrations_app.models import Environment, MigrationPlan, ModelEndpoint
 from migrations_app.services.endpoints import endpoint_create
 from migrations_app.services.plans import plan_create
 from migrations_app.services.sdk_keys import environment_get_or_create, sdk_key_create
-
-requires_postgres_reason = "needs PostgreSQL (set DATABASE_URL)"
-requires_redis_reason = "needs Redis (set REDIS_URL)"
-
-
-def uses_postgres() -> bool:
-    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-
-
-def uses_redis() -> bool:
-    return bool(settings.REDIS_URL)
 
 
 def make_staff_user(username: str = "ops", *, superuser: bool = False):

@@ -14,10 +14,9 @@ from functools import partial
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-
-from .. import selectors
 from django.db.models import F
 
+from .. import selectors
 from ..models import Environment, MigrationPlan
 
 _POLL_INTERVAL_SECONDS = 0.02

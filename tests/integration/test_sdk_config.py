@@ -6,8 +6,8 @@ import threading
 import time
 
 import pytest
-from django.test.utils import CaptureQueriesContext
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from migrations_app.models import SDKKey

@@ -12,9 +12,10 @@ from migrations_app.domain.lifecycle import (
 )
 
 STEPS = [5, 25, 50, 100]
+DRAFT = Position(State.DRAFT)
 
 
-def walk(*actions: Action, start: Position = Position(State.DRAFT)) -> Position:
+def walk(*actions: Action, start: Position = DRAFT) -> Position:
     position = start
     for action in actions:
         position = transition(position, action, STEPS)
