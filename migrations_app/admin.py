@@ -1,0 +1,495 @@
+"""The ops UI. Every write goes through a service (audit trail, config versions, cache); the admin only
+collects and validates input. Plans change state only through lifecycle buttons that call plan_act."""
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import construct_change_message, unquote
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import QuerySet
+from django.forms import BaseInlineFormSet, ModelForm
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_http_methods
+
+from .domain.lifecycle import TERMINAL_STATES, Action, IllegalTransition, State, allowed_actions
+from .forms import (
+    HealthRuleForm,
+    MigrationPlanForm,
+    ModelEndpointForm,
+    ReasonForm,
+    RolloutStepForm,
+    RolloutStepFormSet,
+    SDKKeyCreateForm,
+)
+from .models import AuditEvent, Environment, HealthRule, MigrationPlan, ModelEndpoint, RolloutStep, SDKKey
+from .services.endpoints import endpoint_create, endpoint_update
+from .services.plans import (
+    EDITABLE_FIELDS,
+    PlanNotEditable,
+    RuleSpec,
+    StepSpec,
+    default_rules,
+    default_steps,
+    plan_act,
+    plan_create,
+    plan_update,
+)
+from .services.sdk_keys import environment_get_or_create, sdk_key_create, sdk_key_revoke
+
+# Drastic moves leave a written why in the audit trail; routine ones may.
+REASON_REQUIRED = frozenset({Action.ROLLBACK, Action.ABORT, Action.PROMOTE})
+AUDIT_TRAIL_ROWS = 50
+
+
+def actor_of(request: HttpRequest) -> str:
+    return f"user:{request.user.get_username()}"
+
+
+def adopt(obj: models.Model, saved: models.Model) -> None:
+    """Copy a service's saved row into the admin's form instance: the admin goes on to log, message and
+    redirect with the object it handed to save_model."""
+    for field in saved._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(saved, field.attname))
+    obj._state.adding = False
+    obj._state.db = saved._state.db
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def audit_changes(event: AuditEvent) -> str:
+    """`field: before → after` for each field that changed; a creation shows only that it happened."""
+    if not event.before:
+        return "created" if event.action.endswith(".created") else ", ".join(
+            f"{name}: {_short(value)}" for name, value in event.after.items())
+    names = [name for name in dict.fromkeys([*event.before, *event.after])
+             if event.before.get(name, "—") != event.after.get(name, "—")]
+    return "; ".join(
+        f"{name}: {_short(event.before.get(name, '—'))} → {_short(event.after.get(name, '—'))}" for name in names
+    )
+
+
+class NoDeleteMixin:
+    """Rows referenced by plans and the audit trail are never deleted from the admin (abort, revoke)."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- environments and endpoints ------------------------------------------------------------------------
+
+@admin.register(Environment)
+class EnvironmentAdmin(NoDeleteMixin, admin.ModelAdmin):
+    list_display = ("name", "config_version", "created_at")
+    search_fields = ("name",)
+    fields = ("name", "config_version", "created_at")
+    readonly_fields = ("config_version", "created_at")
+
+    def has_change_permission(self, request: HttpRequest, obj: Environment | None = None) -> bool:
+        # SDK keys and plans hang off an environment's name; it is fixed once created.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Environment, form: ModelForm, change: bool) -> None:
+        adopt(obj, environment_get_or_create(name=form.cleaned_data["name"], actor=actor_of(request)))
+
+
+@admin.register(ModelEndpoint)
+class ModelEndpointAdmin(NoDeleteMixin, admin.ModelAdmin):
+    form = ModelEndpointForm
+    list_display = ("name", "provider", "model", "api_key_env", "input_price_per_mtok", "output_price_per_mtok",
+                    "updated_at")
+    list_filter = ("provider",)
+    search_fields = ("name", "model")
+
+    def save_model(self, request: HttpRequest, obj: ModelEndpoint, form: ModelForm, change: bool) -> None:
+        fields = {name: form.cleaned_data[name] for name in ModelEndpointForm.Meta.fields
+                  if name in form.cleaned_data}
+        if change:
+            adopt(obj, endpoint_update(actor=actor_of(request), endpoint=obj, **fields))
+        else:
+            adopt(obj, endpoint_create(actor=actor_of(request), **fields))
+
+
+# --- plans ---------------------------------------------------------------------------------------------
+
+class _PlanChildInline(admin.TabularInline):
+    """Steps and rules are edited inline and saved by the plan's service, never row by row."""
+
+    extra = 0
+
+    def get_extra(self, request: HttpRequest, obj: MigrationPlan | None = None, **kwargs: Any) -> int:
+        # A new plan shows one prefilled row per playbook default (see MigrationPlanAdmin.get_formset_kwargs).
+        return len(self.defaults_for_new_plan()) if obj is None else 0
+
+    def defaults_for_new_plan(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    @staticmethod
+    def editable(plan: MigrationPlan | None) -> bool:
+        raise NotImplementedError
+
+    def has_add_permission(self, request: HttpRequest, obj: MigrationPlan | None = None) -> bool:
+        return self.editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: MigrationPlan | None = None) -> bool:
+        return self.editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: MigrationPlan | None = None) -> bool:
+        return self.editable(obj) and super().has_delete_permission(request, obj)
+
+
+class RolloutStepInline(_PlanChildInline):
+    model = RolloutStep
+    form = RolloutStepForm
+    formset = RolloutStepFormSet
+    verbose_name_plural = "rollout steps (in order; percents rising, editable while draft)"
+
+    def defaults_for_new_plan(self) -> list[dict[str, Any]]:
+        return [asdict(step) for step in default_steps()]
+
+    @staticmethod
+    def editable(plan: MigrationPlan | None) -> bool:
+        return plan is None or plan.state == State.DRAFT
+
+
+class HealthRuleInline(_PlanChildInline):
+    model = HealthRule
+    form = HealthRuleForm
+    formset = BaseInlineFormSet
+    verbose_name_plural = "health rules"
+
+    def defaults_for_new_plan(self) -> list[dict[str, Any]]:
+        return [asdict(rule) for rule in default_rules()]
+
+    @staticmethod
+    def editable(plan: MigrationPlan | None) -> bool:
+        return plan is None or plan.state not in TERMINAL_STATES
+
+
+def _specs(formset: BaseInlineFormSet, spec: type[StepSpec] | type[RuleSpec]) -> list[Any]:
+    """The formset's rows as service specs, in order, without deleted rows and blank extra rows."""
+    names = [name for name in spec.__dataclass_fields__]
+    return [spec(**{name: row[name] for name in names})
+            for row in formset.cleaned_data if row and not row.get("DELETE")]
+
+
+@admin.register(MigrationPlan)
+class MigrationPlanAdmin(NoDeleteMixin, admin.ModelAdmin):
+    form = MigrationPlanForm
+    inlines = (RolloutStepInline, HealthRuleInline)
+    list_display = ("key", "environment", "baseline", "candidate", "state", "candidate_percent", "rollback",
+                    "updated_at")
+    list_filter = ("state", "environment")
+    list_select_related = ("environment", "baseline", "candidate")
+    search_fields = ("key",)
+    status_fields = ("state", "paused_from", "candidate_percent", "rollback", "current_step", "config_version",
+                     "salt", "state_changed_at", "created_by", "created_at", "updated_at")
+    change_form_template = "admin/migrations_app/migrationplan/change_form.html"
+
+    # --- the form ---------------------------------------------------------------------------------------
+
+    def get_fieldsets(self, request: HttpRequest, obj: MigrationPlan | None = None) -> list[tuple[Any, dict]]:
+        fieldsets: list[tuple[Any, dict]] = [
+            (None, {"fields": ("key", "description", "environment")}),
+            ("Endpoints", {"fields": ("baseline", "baseline_prompt_adapter", "candidate",
+                                      "candidate_prompt_adapter")}),
+            ("Schedule", {"fields": ("shadow_sample_rate", "evaluation_duration_seconds",
+                                     "shadow_duration_seconds", "final_hold_seconds", "cleanup_after_seconds")}),
+        ]
+        if obj is not None:
+            fieldsets.insert(0, ("Status (changed only by the lifecycle buttons)", {"fields": self.status_fields}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: MigrationPlan | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ()
+        # Clients route by key within the environment; endpoints are the plan's identity once it runs.
+        fixed = ("key", "environment") if obj.state == State.DRAFT else ("key", "environment", "baseline",
+                                                                          "candidate")
+        return self.status_fields + fixed
+
+    @admin.display(description="current step")
+    def current_step(self, plan: MigrationPlan) -> str:
+        if plan.current_step_index is None:
+            return "—"
+        steps = list(plan.steps.all())
+        percent = steps[plan.current_step_index].percent if plan.current_step_index < len(steps) else None
+        return f"{plan.current_step_index + 1} of {len(steps)}" + (f" ({percent:g} %)" if percent else "")
+
+    def has_change_permission(self, request: HttpRequest, obj: MigrationPlan | None = None) -> bool:
+        # A completed or aborted plan is history: view only.
+        if obj is not None and obj.state in TERMINAL_STATES:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_formset_kwargs(self, request: HttpRequest, obj: MigrationPlan, inline: Any, prefix: str) -> dict:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        # Prefill a new plan's rows with the playbook's defaults. Only when displaying: on submission the
+        # rows are compared with blank forms, so defaults sent back unchanged still count as rows to save.
+        if request.method == "GET" and obj._state.adding:
+            kwargs["initial"] = inline.defaults_for_new_plan()
+        return kwargs
+
+    # --- saving through the services -------------------------------------------------------------------
+
+    def save_model(self, request: HttpRequest, obj: MigrationPlan, form: ModelForm, change: bool) -> None:
+        """Nothing here: the plan, its steps and its rules are written by one service call in
+        save_related, where the inline formsets are at hand."""
+
+    def save_related(self, request: HttpRequest, form: ModelForm, formsets: list, change: bool) -> None:
+        plan: MigrationPlan = form.instance
+        steps = rules = None
+        for formset in formsets:
+            # Replace steps or rules only when they were edited: rules replaced needlessly get new ids.
+            if not formset.has_changed() and change:
+                continue
+            if formset.model is RolloutStep and RolloutStepInline.editable(plan if change else None):
+                steps = _specs(formset, StepSpec)
+            elif formset.model is HealthRule:
+                rules = _specs(formset, RuleSpec)
+        fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS if name in form.cleaned_data}
+        if change:
+            fields |= {name: form.cleaned_data[name] for name in ("baseline", "candidate")
+                       if name in form.cleaned_data}
+            adopt(plan, plan_update(actor=actor_of(request), plan=plan, steps=steps, rules=rules, **fields))
+        else:
+            adopt(plan, plan_create(
+                actor=actor_of(request), key=form.cleaned_data["key"], environment=form.cleaned_data["environment"],
+                baseline=form.cleaned_data["baseline"], candidate=form.cleaned_data["candidate"],
+                steps=steps, rules=rules, **fields,
+            ))
+
+    def construct_change_message(self, request: HttpRequest, form: ModelForm, formsets: list,
+                                 add: bool = False) -> list[dict]:
+        # The formsets were read, not saved, so they carry no saved-object lists; the audit trail holds
+        # the detail anyway.
+        return construct_change_message(form, [], add)
+
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+                        extra_context: dict | None = None) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except PlanNotEditable as error:  # the plan left draft between the page load and the save
+            self.message_user(request, f"Not saved: {error}.", messages.ERROR)
+            return HttpResponseRedirect(request.path)
+
+    def render_change_form(self, request: HttpRequest, context: dict, add: bool = False, change: bool = False,
+                           form_url: str = "", obj: MigrationPlan | None = None) -> HttpResponse:
+        if obj is not None:
+            context["lifecycle_actions"] = [
+                {"name": action.value, "reason_required": action in REASON_REQUIRED,
+                 "url": reverse("admin:migrations_app_migrationplan_action", args=[obj.pk, action.value])}
+                for action in self._allowed(obj)
+            ] if self.has_lifecycle_permission(request) else []
+            context["audit_trail"] = [
+                {"event": event, "changes": audit_changes(event)}
+                for event in obj.audit_events.order_by("-created_at", "-id")[:AUDIT_TRAIL_ROWS]
+            ]
+            context["audit_trail_url"] = (
+                reverse("admin:migrations_app_auditevent_changelist") + f"?plan_key={obj.key}")
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # --- lifecycle buttons ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _allowed(plan: MigrationPlan) -> list[Action]:
+        return allowed_actions(plan.position, [step.percent for step in plan.steps.all()])
+
+    def has_lifecycle_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    def get_urls(self) -> list:
+        return [
+            path("<path:object_id>/action/<str:action>/",
+                 self.admin_site.admin_view(self.lifecycle_action_view),  # login, staff and CSRF checks
+                 name="migrations_app_migrationplan_action"),
+            *super().get_urls(),
+        ]
+
+    @staticmethod
+    def _state_line(plan: MigrationPlan) -> str:
+        return f"{plan.state.replace('_', ' ')}, candidate at {plan.candidate_percent:g} %"
+
+    def lifecycle_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        return require_http_methods(["GET", "POST"])(self._lifecycle_action)(request, object_id, action)
+
+    def _lifecycle_action(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        if not self.has_lifecycle_permission(request):
+            raise PermissionDenied
+        plan = self.get_object(request, unquote(object_id))
+        if plan is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        try:
+            chosen = Action(action)
+        except ValueError as error:
+            raise Http404(f"no lifecycle action {action!r}") from error
+        change_url = reverse("admin:migrations_app_migrationplan_change", args=[plan.pk])
+        form = ReasonForm(request.POST if request.method == "POST" else None, required=chosen in REASON_REQUIRED)
+        if request.method == "POST" and form.is_valid():
+            try:
+                plan = plan_act(actor=actor_of(request), plan_key=plan.key, action=chosen,
+                                reason=form.cleaned_data["reason"])
+            except IllegalTransition as error:  # another actor (or the scheduler) moved the plan first
+                plan.refresh_from_db()
+                self.message_user(request, f"Could not {chosen.value} {plan.key}: {error.why}. "
+                                           f"It is now {self._state_line(plan)}.", messages.ERROR)
+            else:
+                self.message_user(request, f"{plan.key}: {chosen.value} done; now {self._state_line(plan)}.",
+                                  messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        if request.method == "GET" and chosen not in self._allowed(plan):
+            self.message_user(request, f"Cannot {chosen.value} {plan.key}: it is {self._state_line(plan)}.",
+                              messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{chosen.value.capitalize()} {plan.key}",
+            "opts": self.opts,
+            "plan": plan,
+            "state_line": self._state_line(plan),
+            "action": chosen.value,
+            "form": form,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/migrations_app/migrationplan/action_confirmation.html", context)
+
+
+# --- audit trail ---------------------------------------------------------------------------------------
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Written by services only: nothing here adds, changes or deletes an event."""
+
+    list_display = ("created_at", "actor", "plan_key", "action", "changes", "reason")
+    list_filter = ("action",)
+    search_fields = ("plan_key", "actor")
+    date_hierarchy = "created_at"
+    fields = ("created_at", "actor", "plan_key", "action", "before", "after", "reason")
+
+    @admin.display(description="before → after")
+    def changes(self, event: AuditEvent) -> str:
+        return audit_changes(event)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False
+
+
+# --- SDK keys ------------------------------------------------------------------------------------------
+
+@admin.register(SDKKey)
+class SDKKeyAdmin(NoDeleteMixin, admin.ModelAdmin):
+    """Created by sdk_key_create, which returns the secret once; only its SHA-256 is stored and it is
+    never displayed. Existing keys cannot change: revoke and create a new one."""
+
+    form = SDKKeyCreateForm
+    list_display = ("prefix", "name", "environment", "scope_list", "revoked", "created_by", "created_at")
+    list_filter = ("environment", ("revoked_at", admin.EmptyFieldListFilter))
+    list_select_related = ("environment",)
+    search_fields = ("prefix", "name")
+    actions = ("revoke_keys",)
+    change_form_template = "admin/migrations_app/sdkkey/change_form.html"
+    shown_fields = ("prefix", "environment", "name", "scope_list", "revoked_at", "created_by", "created_at")
+
+    def get_fields(self, request: HttpRequest, obj: SDKKey | None = None) -> tuple[str, ...]:
+        return ("environment", "name", "scopes") if obj is None else self.shown_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: SDKKey | None = None) -> tuple[str, ...]:
+        return () if obj is None else self.shown_fields
+
+    def get_form(self, request: HttpRequest, obj: SDKKey | None = None, change: bool = False, **kwargs: Any):
+        if obj is not None:  # the view-only page shows read-only values; it needs no fields of its own
+            kwargs["form"] = ModelForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    @admin.display(description="scopes")
+    def scope_list(self, key: SDKKey) -> str:
+        return ", ".join(key.scopes)
+
+    @admin.display(description="revoked", boolean=True)
+    def revoked(self, key: SDKKey) -> bool:
+        return key.revoked
+
+    def has_change_permission(self, request: HttpRequest, obj: SDKKey | None = None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    def save_model(self, request: HttpRequest, obj: SDKKey, form: ModelForm, change: bool) -> None:
+        key, secret = sdk_key_create(actor=actor_of(request), environment=form.cleaned_data["environment"],
+                                     scopes=form.cleaned_data["scopes"], name=form.cleaned_data["name"])
+        adopt(obj, key)
+        obj._secret_shown_once = secret  # type: ignore[attr-defined]  # read by response_add, never stored
+
+    def response_add(self, request: HttpRequest, obj: SDKKey, post_url_continue: str | None = None) -> HttpResponse:
+        # The secret goes straight into this response: not into a message or the session, where it would
+        # be stored server- or client-side; the page is marked uncacheable.
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"SDK key {obj.prefix}… created",
+            "opts": self.opts,
+            "key": obj,
+            "secret": obj._secret_shown_once,  # type: ignore[attr-defined]
+        }
+        response = TemplateResponse(request, "admin/migrations_app/sdkkey/secret_once.html", context)
+        add_never_cache_headers(response)
+        return response
+
+    @admin.action(description="Revoke selected SDK keys", permissions=["revoke"])
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[SDKKey]) -> None:
+        live = [key for key in queryset if not key.revoked]
+        for key in live:
+            sdk_key_revoke(actor=actor_of(request), key=key, reason="revoked from the admin key list")
+        self.message_user(request, f"Revoked {len(live)} SDK key(s).", messages.SUCCESS)
+
+    def get_urls(self) -> list:
+        return [
+            path("<path:object_id>/revoke/", self.admin_site.admin_view(self.revoke_view),
+                 name="migrations_app_sdkkey_revoke"),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request: HttpRequest, context: dict, add: bool = False, change: bool = False,
+                           form_url: str = "", obj: SDKKey | None = None) -> HttpResponse:
+        if obj is not None and not obj.revoked and self.has_revoke_permission(request):
+            context["revoke_url"] = reverse("admin:migrations_app_sdkkey_revoke", args=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return require_http_methods(["GET", "POST"])(self._revoke)(request, object_id)
+
+    def _revoke(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.has_revoke_permission(request):
+            raise PermissionDenied
+        key = self.get_object(request, unquote(object_id))
+        if key is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        change_url = reverse("admin:migrations_app_sdkkey_change", args=[key.pk])
+        form = ReasonForm(request.POST if request.method == "POST" else None, required=False)
+        if request.method == "POST" and form.is_valid():
+            sdk_key_revoke(actor=actor_of(request), key=key, reason=form.cleaned_data["reason"])
+            self.message_user(request, f"SDK key {key.prefix}… revoked.", messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Revoke SDK key {key.prefix}…",
+            "opts": self.opts,
+            "key": key,
+            "form": form,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/migrations_app/sdkkey/revoke_confirmation.html", context)
