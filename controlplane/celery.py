@@ -17,5 +17,7 @@ def _schedule_periodic_tasks(sender: Celery, **_: object) -> None:
     from django.conf import settings
 
     sender.add_periodic_task(
-        settings.CELERY_HEARTBEAT_SECONDS, sender.signature("migrations_app.tasks.scheduler_heartbeat")
+        settings.CUTOVER_HEARTBEAT_SECONDS, sender.signature("migrations_app.tasks.scheduler_heartbeat")
     )
+    sender.add_periodic_task(3600.0, sender.signature("migrations_app.tasks.events_prune"))
+    sender.add_periodic_task(settings.CUTOVER_HEALTH_TICK_SECONDS, sender.signature("migrations_app.tasks.health_tick"))

@@ -1,5 +1,8 @@
 """Liveness, readiness and Prometheus metrics."""
 
+import time
+
+from django.core.cache import cache
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -30,26 +33,46 @@ def _check_broker() -> str | None:
     return None
 
 
+def _scheduler_heartbeat_age() -> float | None:
+    from migrations_app.tasks import HEARTBEAT_CACHE_KEY
+
+    last = cache.get(HEARTBEAT_CACHE_KEY)
+    return None if last is None else round(time.time() - last, 1)
+
+
 def readyz(request):
+    """Ready when the database and the broker answer. The scheduler's heartbeat age is reported, not
+    required: the web server can serve SDKs while beat or the worker restarts."""
     problems = {name: problem for name, check in (("database", _check_database), ("broker", _check_broker))
                 if (problem := check()) is not None}
     body = {"status": "ready" if not problems else "not ready",
-            "checks": {name: problems.get(name, "ok") for name in ("database", "broker")}}
+            "checks": {name: problems.get(name, "ok") for name in ("database", "broker")},
+            "scheduler_heartbeat_age_seconds": _scheduler_heartbeat_age()}
     return JsonResponse(body, status=503 if problems else 200)
 
 
 class PlanStateCollector:
     """Plans per state and each live plan's candidate percent, read at scrape time."""
 
+    @staticmethod
+    def _families():
+        return (
+            GaugeMetricFamily("cutover_plans", "Migration plans by state", labels=["state"]),
+            GaugeMetricFamily("cutover_plan_candidate_percent", "Candidate traffic percent",
+                              labels=["plan", "environment", "state"]),
+            GaugeMetricFamily("cutover_plan_rollback", "1 when the plan's rollback flag is set",
+                              labels=["plan", "environment"]),
+        )
+
+    def describe(self):
+        # Without this, registering the collector would call collect() — a query at import time.
+        return self._families()
+
     def collect(self):
         from migrations_app.domain.lifecycle import TERMINAL_STATES, State
         from migrations_app.models import MigrationPlan
 
-        by_state = GaugeMetricFamily("cutover_plans", "Migration plans by state", labels=["state"])
-        percent = GaugeMetricFamily("cutover_plan_candidate_percent", "Candidate traffic percent",
-                                    labels=["plan", "environment", "state"])
-        rollback = GaugeMetricFamily("cutover_plan_rollback", "1 when the plan's rollback flag is set",
-                                     labels=["plan", "environment"])
+        by_state, percent, rollback = self._families()
         counts = dict.fromkeys((s.value for s in State), 0)
         plans = MigrationPlan.objects.select_related("environment").only(
             "key", "state", "candidate_percent", "rollback", "environment__name")
@@ -63,12 +86,8 @@ class PlanStateCollector:
         yield from (by_state, percent, rollback)
 
 
-_collector_registered = False
+REGISTRY.register(PlanStateCollector())
 
 
 def metrics(request):
-    global _collector_registered
-    if not _collector_registered:
-        REGISTRY.register(PlanStateCollector())
-        _collector_registered = True
     return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

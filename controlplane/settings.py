@@ -12,7 +12,9 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-VAR_DIR = Path(env.str("CUTOVER_VAR_DIR", default=str(BASE_DIR / "var")))
+# Relative to the working directory, not to this file: after `pip install .` this file lives in
+# site-packages, which is no place for a database.
+VAR_DIR = Path(env.str("CUTOVER_VAR_DIR", default="var")).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -40,6 +42,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's and the API docs' static files in production, with no proxy needed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -117,7 +121,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_HEARTBEAT_SECONDS = env.float("CUTOVER_HEARTBEAT_SECONDS", default=30.0)
+CUTOVER_HEARTBEAT_SECONDS = env.float("CUTOVER_HEARTBEAT_SECONDS", default=30.0)
 
 # --- auth and API -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -178,6 +182,10 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 LOGGING = {
     "version": 1,
@@ -193,3 +201,23 @@ CUTOVER_CONFIG_MAX_WAIT_SECONDS = 60
 # How long a cached SDK config document or SDK key lives without a change (a safety net: every write
 # refreshes the cache on commit).
 CUTOVER_CONFIG_CACHE_SECONDS = env.int("CUTOVER_CONFIG_CACHE_SECONDS", default=300)
+# Raw per-request events and feedback are pruned after this many days; per-minute rollups stay.
+CUTOVER_EVENT_RETENTION_DAYS = env.int("CUTOVER_EVENT_RETENTION_DAYS", default=14)
+# How often the health checker judges every live plan, and how long a fired rule must stay clear before
+# its alert resolves (at least; a rule's own sustained-for window counts too).
+CUTOVER_HEALTH_TICK_SECONDS = env.float("CUTOVER_HEALTH_TICK_SECONDS", default=5.0)
+CUTOVER_ALERT_MIN_CLEAR_SECONDS = env.int("CUTOVER_ALERT_MIN_CLEAR_SECONDS", default=60)
+
+# --- email (alert notifications) ---------------------------------------------------------------------
+# EMAIL_URL like smtp+tls://user:password@smtp.example.com:587 (see django-environ); the default prints
+# messages to the console.
+globals().update({name: value for name, value in env.email_url("EMAIL_URL", default="consolemail://").items()
+                  if value is not None})
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="cutover@localhost")
+CUTOVER_ALERT_FROM_EMAIL = env.str("CUTOVER_ALERT_FROM_EMAIL", default=DEFAULT_FROM_EMAIL)
+# Where people reach this control plane (e.g. https://cutover.example.com): alert notifications link to
+# the plan's page there. Empty: no links.
+CUTOVER_PUBLIC_URL = env.str("CUTOVER_PUBLIC_URL", default="")
+# httpx logs every request's full URL at INFO, and a Slack webhook's URL is its credential.
+LOGGING["loggers"] = {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}}

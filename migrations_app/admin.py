@@ -5,9 +5,11 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import construct_change_message, unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
 from django.db import models
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
@@ -15,9 +17,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html_join
 from django.views.decorators.http import require_http_methods
 
 from .domain.lifecycle import TERMINAL_STATES, Action, IllegalTransition, State, allowed_actions
+from .domain.notifications import channel_config_problems, destination, mask
 from .forms import (
     HealthRuleForm,
     MigrationPlanForm,
@@ -27,8 +31,21 @@ from .forms import (
     RolloutStepFormSet,
     SDKKeyCreateForm,
 )
-from .models import AuditEvent, Environment, HealthRule, MigrationPlan, ModelEndpoint, RolloutStep, SDKKey
+from .models import (
+    Alert,
+    AuditEvent,
+    ChannelKind,
+    Environment,
+    HealthRule,
+    MigrationPlan,
+    ModelEndpoint,
+    Notification,
+    NotificationChannel,
+    RolloutStep,
+    SDKKey,
+)
 from .services.endpoints import endpoint_create, endpoint_update
+from .services.notifications import ChannelConfigInvalid, channel_create, channel_update
 from .services.plans import (
     EDITABLE_FIELDS,
     PlanNotEditable,
@@ -493,3 +510,195 @@ class SDKKeyAdmin(NoDeleteMixin, admin.ModelAdmin):
             "change_url": change_url,
         }
         return TemplateResponse(request, "admin/migrations_app/sdkkey/revoke_confirmation.html", context)
+
+
+# --- alert notifications -------------------------------------------------------------------------------
+
+class NotificationChannelForm(forms.ModelForm):
+    """A channel's settings as separate fields, checked per kind. Credentials (the Slack URL, PagerDuty's
+    routing key, the webhook's signing secret) are write-only: never rendered back, and left blank they
+    keep their current value."""
+
+    slack_url = forms.CharField(
+        label="Slack webhook URL", required=False, strip=True, widget=forms.PasswordInput(render_value=False),
+        help_text="Slack: the incoming webhook URL (https://hooks.slack.com/services/…). It is the credential: "
+                  "it is never shown again; leave blank to keep the current one.")
+    routing_key = forms.CharField(
+        required=False, strip=True, widget=forms.PasswordInput(render_value=False),
+        help_text="PagerDuty: the integration (routing) key of an Events API v2 service; leave blank to keep.")
+    events_url = forms.CharField(
+        label="PagerDuty events URL", required=False, strip=True,
+        help_text="PagerDuty: optional; defaults to https://events.pagerduty.com/v2/enqueue.")
+    webhook_url = forms.CharField(label="Webhook URL", required=False, strip=True,
+                                  help_text="Generic webhook: where signed JSON is POSTed.")
+    signing_secret = forms.CharField(
+        required=False, strip=True, widget=forms.PasswordInput(render_value=False),
+        help_text="Generic webhook: the HMAC key receivers verify X-Cutover-Signature with (16+ characters, e.g. "
+                  "python -c \"import secrets; print(secrets.token_hex(32))\"); leave blank to keep.")
+    to = forms.CharField(label="Email to", required=False,
+                         help_text="Email: recipients, separated by commas.")
+
+    class Meta:
+        model = NotificationChannel
+        fields = ["name", "kind", "environment", "plan", "min_severity", "enabled"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        config = (self.instance.config or {}) if self.instance.pk else {}
+        kind = self.instance.kind if self.instance.pk else None
+        if kind == ChannelKind.SLACK and config.get("url"):
+            self.fields["slack_url"].help_text += f" Current: {mask(config['url'])}"
+        if kind == ChannelKind.PAGERDUTY:
+            self.initial.setdefault("events_url", config.get("events_url", ""))
+            if config.get("routing_key"):
+                self.fields["routing_key"].help_text += f" Current: {mask(config['routing_key'])}"
+        if kind == ChannelKind.WEBHOOK:
+            self.initial.setdefault("webhook_url", config.get("url", ""))
+            if config.get("signing_secret"):
+                self.fields["signing_secret"].help_text += f" Current: {mask(config['signing_secret'])}"
+        if kind == ChannelKind.EMAIL:
+            self.initial.setdefault("to", ", ".join(config.get("to", [])))
+
+    def _kept(self, name: str, setting: str, kind: str) -> str:
+        """A write-only field's value, or the current one when left blank on the same kind of channel."""
+        value = self.cleaned_data.get(name) or ""
+        if not value and self.instance.pk and self.instance.kind == kind:
+            value = (self.instance.config or {}).get(setting, "")
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if (cleaned.get("environment") is None) == (cleaned.get("plan") is None):
+            self.add_error(None, "Attach the channel to an environment (all its plans) or to one plan, not both.")
+        config: dict[str, Any] = {}
+        field_of = {"url": "slack_url" if kind == ChannelKind.SLACK else "webhook_url"}
+        if kind == ChannelKind.SLACK:
+            config["url"] = self._kept("slack_url", "url", kind)
+        elif kind == ChannelKind.PAGERDUTY:
+            config["routing_key"] = self._kept("routing_key", "routing_key", kind)
+            if cleaned.get("events_url"):
+                config["events_url"] = cleaned["events_url"]
+        elif kind == ChannelKind.WEBHOOK:
+            config["url"] = cleaned.get("webhook_url") or ""
+            config["signing_secret"] = self._kept("signing_secret", "signing_secret", kind)
+        elif kind == ChannelKind.EMAIL:
+            addresses = [a.strip() for a in (cleaned.get("to") or "").split(",") if a.strip()]
+            for address in addresses:
+                try:
+                    validate_email(address)
+                except ValidationError:
+                    self.add_error("to", f"{address} is not an email address")
+            config["to"] = addresses
+        if kind:
+            for setting, problem in channel_config_problems(kind, config).items():
+                self.add_error(field_of.get(setting, setting) if setting else None, problem)
+        cleaned["config"] = config
+        # Never re-render what may be a credential (as the endpoint form does with API keys).
+        self.data = self.data.copy()
+        for name in ("slack_url", "routing_key", "signing_secret"):
+            self.data.pop(self.add_prefix(name), None)
+        return cleaned
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(NoDeleteMixin, admin.ModelAdmin):
+    """Where alerts go. Disable a channel rather than delete it: its notifications are the delivery record."""
+
+    form = NotificationChannelForm
+    list_display = ("name", "kind", "attached_to", "min_severity", "enabled", "shown_destination", "created_at")
+    list_filter = ("kind", "enabled", "min_severity", "environment")
+    list_select_related = ("environment", "plan")
+    search_fields = ("name",)
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "environment", "plan", "min_severity", "enabled")}),
+        ("Slack", {"fields": ("slack_url",)}),
+        ("PagerDuty", {"fields": ("routing_key", "events_url")}),
+        ("Generic webhook", {"fields": ("webhook_url", "signing_secret")}),
+        ("Email", {"fields": ("to",)}),
+    )
+
+    @admin.display(description="attached to")
+    def attached_to(self, channel: NotificationChannel) -> str:
+        return f"plan {channel.plan.key}" if channel.plan else f"environment {channel.environment}"
+
+    @admin.display(description="destination")
+    def shown_destination(self, channel: NotificationChannel) -> str:
+        return destination(channel.kind, channel.config or {})
+
+    def save_model(self, request: HttpRequest, obj: NotificationChannel, form: ModelForm, change: bool) -> None:
+        fields = {name: form.cleaned_data[name] for name in NotificationChannelForm.Meta.fields}
+        fields["config"] = form.cleaned_data["config"]
+        try:
+            if change:
+                adopt(obj, channel_update(actor=actor_of(request), channel=obj, **fields))
+            else:
+                adopt(obj, channel_create(actor=actor_of(request), **fields))
+        except ChannelConfigInvalid as error:  # the form checks the same rules; a race could still land here
+            raise ValidationError(str(error)) from error
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Written by services only (the health checker, the notification task)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class NotificationInline(admin.TabularInline):
+    model = Notification
+    extra = 0
+    fields = ("channel", "event", "status", "attempts", "sent_at", "last_error", "created_at")
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(_ReadOnlyAdmin):
+    list_display = ("first_seen", "name", "plan", "severity", "action", "state", "summary", "last_seen",
+                    "resolved_at")
+    list_filter = ("state", "severity", "action", "name", "plan__environment")
+    list_select_related = ("plan",)
+    search_fields = ("name", "summary", "dedup_key", "plan__key")
+    date_hierarchy = "first_seen"
+    fields = ("plan", "rule", "name", "severity", "action", "state", "dedup_key", "summary", "metric",
+              "observed", "baseline", "evidence_table", "first_seen", "last_seen", "resolved_at")
+    readonly_fields = fields
+    inlines = (NotificationInline,)
+
+    @admin.display(description="evidence")
+    def evidence_table(self, alert: Alert) -> str:
+        rows = sorted((alert.evidence or {}).items())
+        return format_html_join("\n", "<div><b>{}</b>: {}</div>", ((k, json.dumps(v, default=str)) for k, v in rows))
+
+
+@admin.register(Notification)
+class NotificationAdmin(_ReadOnlyAdmin):
+    """The delivery record. Channels show by name and kind; their settings (and credentials) stay on the
+    channel's page, masked."""
+
+    list_display = ("created_at", "alert", "channel", "event", "status", "attempts", "sent_at", "last_error")
+    list_filter = ("status", "event", "channel__kind")
+    list_select_related = ("alert__plan", "channel")
+    search_fields = ("alert__name", "alert__dedup_key", "channel__name")
+    fields = ("alert", "channel", "channel_destination", "event", "status", "attempts", "last_error",
+              "created_at", "sent_at")
+    readonly_fields = fields
+
+    @admin.display(description="destination")
+    def channel_destination(self, notification: Notification) -> str:
+        channel = notification.channel
+        return destination(channel.kind, channel.config or {})

@@ -8,6 +8,8 @@ import secrets
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from cutover.providers.types import EndpointSpec
+
 from .domain.lifecycle import Position, State
 from .domain.rules import Comparison, Metric, RuleAction, Severity
 
@@ -75,6 +77,15 @@ class ModelEndpoint(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.provider}:{self.model})"
 
+    def spec(self) -> EndpointSpec:
+        """The provider layer's view of this endpoint (the key's variable name, never a key)."""
+        return EndpointSpec(
+            provider=self.provider, model=self.model, api_key_env=self.api_key_env, base_url=self.base_url,
+            input_price_per_mtok=float(self.input_price_per_mtok),
+            output_price_per_mtok=float(self.output_price_per_mtok), context_window=self.context_window,
+            default_params=self.default_params, name=self.name,
+        )
+
 
 class MigrationPlan(models.Model):
     key = models.SlugField(max_length=100, unique=True)
@@ -109,6 +120,9 @@ class MigrationPlan(models.Model):
     )
 
     state_changed_at = models.DateTimeField(auto_now_add=True)
+    # When the plan last entered a state or a rollout step: the start of the health checker's window, so
+    # both arms are compared over the same time at the same split.
+    step_started_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=150, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -227,3 +241,178 @@ class SDKKey(models.Model):
         return self.revoked_at is not None
 
 
+
+
+class Arm(models.TextChoices):
+    BASELINE = "baseline"
+    CANDIDATE = "candidate"
+
+
+class RequestEvent(models.Model):
+    """One LLM call as an SDK or sidecar reported it. Kept for CUTOVER_EVENT_RETENTION_DAYS, then pruned;
+    the health checker reads MetricRollup, never these."""
+
+    id = models.UUIDField(primary_key=True)
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, related_name="+")
+    arm = models.CharField(max_length=16, choices=Arm.choices)
+    ts = models.DateTimeField()
+    latency_ms = models.FloatField()
+    ttft_ms = models.FloatField(null=True)
+    outcome = models.CharField(max_length=16)
+    error_type = models.CharField(max_length=64, null=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost = models.FloatField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+    fell_back = models.BooleanField(default=False)
+    format_ok = models.BooleanField(null=True)
+    refusal = models.BooleanField(default=False)
+    segment = models.CharField(max_length=100, blank=True)
+    received_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["plan", "ts"], name="event_plan_ts")]
+
+
+class RequestFeedback(models.Model):
+    """A user's verdict on one request: a satisfaction score and/or whether the task was completed."""
+
+    request_id = models.UUIDField(unique=True)
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, related_name="+")
+    arm = models.CharField(max_length=16, choices=Arm.choices)
+    score = models.FloatField(null=True)
+    task_completed = models.BooleanField(null=True)
+    ts = models.DateTimeField()
+    received_at = models.DateTimeField()
+
+
+class MetricRollup(models.Model):
+    """Sufficient statistics of one arm of one plan over one minute (see domain.statistics.ArmWindow).
+    Updated at ingest under a row lock; summing rows gives any window without touching raw events."""
+
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, related_name="rollups")
+    arm = models.CharField(max_length=16, choices=Arm.choices)
+    minute = models.DateTimeField()
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    timeouts = models.PositiveIntegerField(default=0)
+    rate_limited = models.PositiveIntegerField(default=0)
+    fallbacks = models.PositiveIntegerField(default=0)
+    successes = models.PositiveIntegerField(default=0)
+    latency_hist = models.JSONField(default=list)
+    ttft_hist = models.JSONField(default=list)
+    cost_sum = models.FloatField(default=0)
+    cost_sq_sum = models.FloatField(default=0)
+    success_cost_sum = models.FloatField(default=0)
+    format_checked = models.PositiveIntegerField(default=0)
+    format_ok = models.PositiveIntegerField(default=0)
+    refusals = models.PositiveIntegerField(default=0)
+    feedback_count = models.PositiveIntegerField(default=0)
+    satisfaction_sum = models.FloatField(default=0)
+    satisfaction_sq_sum = models.FloatField(default=0)
+    task_reported = models.PositiveIntegerField(default=0)
+    task_completed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["plan", "arm", "minute"], name="rollup_unique_minute")]
+        indexes = [models.Index(fields=["plan", "minute"], name="rollup_plan_minute")]
+
+
+class RuleStatus(models.Model):
+    """The health checker's memory of one rule: its latest verdict and since when it has been breached
+    (for sustained-for windows) or clear (for hysteresis)."""
+
+    rule = models.OneToOneField(HealthRule, on_delete=models.CASCADE, related_name="status")
+    verdict = models.CharField(max_length=20, default="not_enough_data")
+    summary = models.TextField(blank=True)
+    evidence = models.JSONField(default=dict, blank=True)
+    breached_since = models.DateTimeField(null=True, blank=True)
+    clear_since = models.DateTimeField(null=True, blank=True)
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+
+
+class AlertState(models.TextChoices):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Alert(models.Model):
+    """A rule that fired (or a rollback), from first seen until resolved. At most one firing alert per
+    plan and dedup key; notifications go out once per transition."""
+
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, related_name="alerts")
+    # The rule may be edited or removed later; the alert keeps what it was about.
+    rule = models.ForeignKey(HealthRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts")
+    name = models.CharField(max_length=64)
+    severity = models.CharField(max_length=16, choices=_choices(Severity))
+    action = models.CharField(max_length=16, choices=_choices(RuleAction))
+    state = models.CharField(max_length=16, choices=AlertState.choices, default=AlertState.FIRING)
+    dedup_key = models.CharField(max_length=200)
+    summary = models.TextField()
+    metric = models.CharField(max_length=32, blank=True)
+    observed = models.FloatField(null=True, blank=True)
+    baseline = models.FloatField(null=True, blank=True)
+    evidence = models.JSONField(default=dict, blank=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-first_seen", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dedup_key"], condition=models.Q(state="firing"),
+                                    name="alert_one_firing_per_dedup_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.state} ({self.plan.key})"
+
+
+class ChannelKind(models.TextChoices):
+    SLACK = "slack", "Slack incoming webhook"
+    PAGERDUTY = "pagerduty", "PagerDuty Events API v2"
+    WEBHOOK = "webhook", "Generic webhook (HMAC-signed)"
+    EMAIL = "email", "Email"
+
+
+class NotificationChannel(models.Model):
+    """Where alerts go: attached to an environment (all its plans) or to one plan."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, null=True, blank=True,
+                                    related_name="channels")
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, null=True, blank=True, related_name="channels")
+    # kind-specific settings: url (slack, webhook), events_url (pagerduty, for a proxy or a test sink),
+    # routing_key (pagerduty), signing_secret (webhook), to (email: a list of addresses).
+    config = models.JSONField(default=dict)
+    min_severity = models.CharField(max_length=16, choices=_choices(Severity), default=Severity.WARNING.value)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(environment__isnull=False) | models.Q(plan__isnull=False),
+                                   name="channel_attached_to_environment_or_plan"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class Notification(models.Model):
+    """One message about one alert transition to one channel; unique, so it is sent once."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    channel = models.ForeignKey(NotificationChannel, on_delete=models.CASCADE, related_name="notifications")
+    event = models.CharField(max_length=16)  # trigger | resolve
+    status = models.CharField(max_length=16, default="pending")  # pending | sent | failed
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["alert", "channel", "event"], name="notification_once")]

@@ -1,13 +1,17 @@
 """Reads: the SDK config document, SDK key look-ups, plan listings."""
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 
 from .domain.lifecycle import State
-from .models import Environment, MigrationPlan, ModelEndpoint, SDKKey
+from .domain.rules import Metric
+from .domain.statistics import ArmWindow, metric_samples, metric_value
+from .models import Arm, Environment, MetricRollup, MigrationPlan, ModelEndpoint, SDKKey
 
 # Plans an SDK must know about: every one that has left the drawing board.
 _UNPUBLISHED_STATES = (State.DRAFT.value,)
@@ -99,19 +103,73 @@ _UNKNOWN = "unknown"
 
 def sdk_principal_for_secret(secret: str) -> SDKPrincipal | None:
     """The principal for a presented secret, or None for an unknown one. Cached, including misses (a new
-    key has a new hash, so a cached miss can never hide it); revocation overwrites the entry."""
+    key has a new hash, so a cached miss can never hide it). A miss is filled while holding the key's row
+    lock, which revocation holds until it commits, so a slow reader cannot cache a revoked key as valid."""
     hashed = hash_sdk_secret(secret)
     cached = cache.get(sdk_key_cache_key(hashed))
     if cached is not None:
         return None if cached == _UNKNOWN else SDKPrincipal(*cached)
-    key = SDKKey.objects.select_related("environment").filter(hashed_secret=hashed).first()
-    principal = sdk_principal_from_key(key) if key else None
-    entry = _UNKNOWN if principal is None else sdk_principal_cache_entry(principal)
-    # add, not set: never overwrite what a concurrent revocation stored.
-    cache.add(sdk_key_cache_key(hashed), entry, settings.CUTOVER_CONFIG_CACHE_SECONDS)
+    with transaction.atomic():
+        key = SDKKey.objects.select_for_update(of=("self",)).select_related("environment").filter(hashed_secret=hashed).first()
+        principal = sdk_principal_from_key(key) if key else None
+        entry = _UNKNOWN if principal is None else sdk_principal_cache_entry(principal)
+        cache.set(sdk_key_cache_key(hashed), entry, settings.CUTOVER_CONFIG_CACHE_SECONDS)
     return principal
 
 
 def sdk_principal_cache_entry(principal: SDKPrincipal) -> tuple:
     return (principal.key_id, principal.prefix, principal.environment_id, principal.environment,
             principal.scopes, principal.revoked)
+
+
+def arm_windows(*, plan_id: int, since: datetime, until: datetime | None = None) -> dict[str, ArmWindow]:
+    """Each arm's sufficient statistics over the minutes from `since` (its minute included) to `until`,
+    summed from the per-minute rollups (never from raw events)."""
+    rollups = MetricRollup.objects.filter(plan_id=plan_id, minute__gte=since.replace(second=0, microsecond=0))
+    if until is not None:
+        rollups = rollups.filter(minute__lte=until)
+    windows = {arm: ArmWindow.empty() for arm in Arm.values}
+    for row in rollups:
+        windows[row.arm] = windows[row.arm] + rollup_window(row)
+    return windows
+
+
+def rollup_window(row: MetricRollup) -> ArmWindow:
+    return ArmWindow(**{name: getattr(row, name) for name in _WINDOW_SCALARS},
+                     latency_hist=tuple(row.latency_hist), ttft_hist=tuple(row.ttft_hist))
+
+
+_WINDOW_SCALARS = tuple(f.name for f in fields(ArmWindow) if f.name not in ("latency_hist", "ttft_hist"))
+
+
+def plan_report(*, plan: MigrationPlan, now: datetime) -> dict:
+    """Per-arm metrics over the plan's current window and, for each rule, its statistic and verdict."""
+    from .services.health import plan_rule_verdicts  # reads only; lives beside the checker that acts on it
+
+    windows = arm_windows(plan_id=plan.pk, since=plan.step_started_at, until=now)
+    return {
+        "plan": plan.key,
+        "state": plan.state,
+        "candidate_percent": plan.candidate_percent,
+        "window": {"since": plan.step_started_at, "until": now},
+        "arms": {
+            arm: {
+                "requests": window.requests,
+                "cost_total": window.cost_sum,
+                "metrics": {metric.value: metric_value(window, metric) for metric in Metric},
+                "samples": {metric.value: metric_samples(window, metric) for metric in Metric},
+            }
+            for arm, window in windows.items()
+        },
+        "rules": [
+            {
+                "id": rule.pk, "metric": rule.metric, "comparison": rule.comparison, "threshold": rule.threshold,
+                "action": rule.action, "severity": rule.severity, "verdict": str(verdict.status),
+                "candidate": verdict.candidate_value, "baseline": verdict.baseline_value, "effect": verdict.effect,
+                "interval": list(verdict.interval) if verdict.interval else None,
+                "samples": list(verdict.samples) if verdict.samples else None,
+                "summary": verdict.summary, "evidence": verdict.evidence,
+            }
+            for rule, verdict in plan_rule_verdicts(plan=plan, now=now)
+        ],
+    }

@@ -15,3 +15,42 @@ def scheduler_heartbeat() -> float:
     now = time.time()
     cache.set(HEARTBEAT_CACHE_KEY, now, timeout=None)
     return now
+
+
+@shared_task(name="migrations_app.tasks.events_prune", ignore_result=True)
+def events_prune() -> int:
+    from .services.ingest import events_prune as prune
+
+    return prune()
+
+
+@shared_task(name="migrations_app.tasks.health_tick", ignore_result=True)
+def health_tick() -> int:
+    from .services.health import health_tick as tick
+
+    return tick()
+
+
+@shared_task(name="migrations_app.tasks.notification_send", bind=True, max_retries=6, acks_late=True,
+             ignore_result=True)
+def notification_send(self, notification_id: int) -> None:
+    """Send one alert notification. A channel's per-second slot being taken defers it (not an attempt);
+    a failed attempt retries with exponential backoff and full jitter, or after the receiver's
+    Retry-After. The notification row counts attempts and says when it has failed for good."""
+    import random
+
+    from .services.notifications import DeliveryFailed, NotificationDeferred
+    from .services.notifications import notification_send as send
+
+    try:
+        send(notification_id=notification_id, max_attempts=self.max_retries + 1)
+    except NotificationDeferred as deferred:
+        # Deferrals don't use up the retry budget: the row's attempts decide when to give up.
+        raise self.retry(countdown=deferred.countdown + random.uniform(0, 0.5),
+                         max_retries=self.request.retries + 1) from None
+    except DeliveryFailed as failed:
+        if failed.final:
+            return
+        countdown = (failed.retry_after if failed.retry_after is not None
+                     else random.uniform(0, min(60, 2 ** failed.attempts)))
+        raise self.retry(countdown=countdown, max_retries=self.request.retries + 1) from None

@@ -9,3 +9,7 @@ from controlplane.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECURE_SSL_REDIRECT = False
+# Static files come from the apps' folders in tests (no collectstatic step).
+STATIC_ROOT = os.path.join(os.environ["CUTOVER_VAR_DIR"], "static")
+os.makedirs(STATIC_ROOT, exist_ok=True)
+WHITENOISE_USE_FINDERS = True

@@ -1,14 +1,20 @@
 """The SDK side of the API: what every SDK and sidecar polls. Kept off the database on the hot path."""
 
+import json
+
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ..domain.events import BatchInvalid
 from ..models import SDKScope
 from ..services.config_cache import config_document_get, config_wait_for_change
+from ..services.ingest import IngestResult, events_ingest, feedback_ingest
 from .authentication import SDKKeyAuthentication
 from .permissions import HasSDKScope
 
@@ -57,6 +63,51 @@ class SDKConfigView(APIView):
         except ValueError:
             wait = -1.0
         if not 0 <= wait <= settings.CUTOVER_CONFIG_MAX_WAIT_SECONDS:
-            raise ValidationError({"wait": f"must be a number of seconds from 0 to "
-                                           f"{settings.CUTOVER_CONFIG_MAX_WAIT_SECONDS}"})
+            raise ValidationError({"wait": [f"must be a number of seconds from 0 to "
+                                            f"{settings.CUTOVER_CONFIG_MAX_WAIT_SECONDS}"]})
         return wait
+
+
+def _json_body(request) -> object:
+    try:
+        return json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValidationError({"non_field_errors": [f"the body is not JSON: {error}"]}) from error
+
+
+class _SDKWriteView(APIView):
+    authentication_classes = [SDKKeyAuthentication]
+    permission_classes = [HasSDKScope]
+    required_scope = SDKScope.EVENTS_WRITE
+    # The body is parsed by the domain's validators, not DRF's parsers (cheaper on the hot path).
+    parser_classes: list = []
+
+    def _accepted(self, result: IngestResult) -> Response:
+        return Response({"accepted": result.accepted, "duplicate": result.duplicate}, status=202)
+
+
+_INGEST_RESPONSES = {202: inline_serializer("IngestResult", {"accepted": serializers.IntegerField(),
+                                                             "duplicate": serializers.IntegerField()}),
+                     400: OpenApiResponse(description="the batch is refused whole; each bad field named")}
+
+
+class SDKEventsView(_SDKWriteView):
+    @extend_schema(summary="Report a batch of per-request events", request=OpenApiTypes.OBJECT,
+                   responses=_INGEST_RESPONSES)
+    def post(self, request):
+        try:
+            result = events_ingest(environment_id=request.user.environment_id, payload=_json_body(request))
+        except BatchInvalid as invalid:
+            raise ValidationError(invalid.errors) from invalid
+        return self._accepted(result)
+
+
+class SDKFeedbackView(_SDKWriteView):
+    @extend_schema(summary="Report user feedback on requests", request=OpenApiTypes.OBJECT,
+                   responses=_INGEST_RESPONSES)
+    def post(self, request):
+        try:
+            result = feedback_ingest(environment_id=request.user.environment_id, payload=_json_body(request))
+        except BatchInvalid as invalid:
+            raise ValidationError(invalid.errors) from invalid
+        return self._accepted(result)

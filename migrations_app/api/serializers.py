@@ -5,7 +5,7 @@ from rest_framework import serializers
 from ..domain.lifecycle import allowed_actions
 from ..domain.rules import Comparison, Metric, RuleAction, Severity, step_percent_problems, threshold_problem
 from ..domain.secrets import api_key_env_problem, secret_param_names, url_has_credentials
-from ..models import AuditEvent, Environment, MigrationPlan, ModelEndpoint, SDKKey, SDKScope
+from ..models import Alert, AuditEvent, Environment, MigrationPlan, ModelEndpoint, SDKKey, SDKScope
 from ..services.plans import RuleSpec, StepSpec
 
 
@@ -195,3 +195,13 @@ class SDKKeyCreatedSerializer(SDKKeySerializer):
 
     class Meta(SDKKeySerializer.Meta):
         fields = SDKKeySerializer.Meta.fields + ["secret"]
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    plan = serializers.CharField(source="plan.key")
+
+    class Meta:
+        model = Alert
+        fields = ["id", "plan", "name", "severity", "action", "state", "dedup_key", "summary", "metric", "observed",
+                  "baseline", "evidence", "first_seen", "last_seen", "resolved_at"]
+        read_only_fields = fields

@@ -1,6 +1,8 @@
 """The ops API: thin views over services and selectors."""
 
 from django.db import IntegrityError
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -8,8 +10,18 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from .. import selectors
 from ..domain.lifecycle import Action
-from ..models import AuditEvent, Environment, HealthRule, MigrationPlan, ModelEndpoint, RolloutStep, SDKKey
+from ..models import (
+    Alert,
+    AuditEvent,
+    Environment,
+    HealthRule,
+    MigrationPlan,
+    ModelEndpoint,
+    RolloutStep,
+    SDKKey,
+)
 from ..services import endpoints as endpoint_services
 from ..services import plans as plan_services
 from ..services import sdk_keys as sdk_key_services
@@ -95,6 +107,12 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         plan_services.plan_update(actor=actor_of(request), plan=plan, **fields)
         return Response(s.PlanSerializer(self.get_queryset().get(pk=plan.pk)).data)
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT},
+                   summary="Per-arm metrics and each health rule's statistic, interval, verdict and evidence")
+    @action(detail=True, methods=["get"])
+    def report(self, request, key=None):
+        return Response(selectors.plan_report(plan=self.get_object(), now=timezone.now()))
+
     start = _action_view(Action.START)
     pause = _action_view(Action.PAUSE)
     resume = _action_view(Action.RESUME)
@@ -150,3 +168,19 @@ class SDKKeyViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retri
         return Response(s.SDKKeySerializer(key).data)
 
 
+
+
+@extend_schema(parameters=[
+    OpenApiParameter("plan", str, description="only this plan's alerts (its key)"),
+    OpenApiParameter("state", str, description="firing or resolved"),
+])
+class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.AlertSerializer
+
+    def get_queryset(self):
+        alerts = Alert.objects.select_related("plan")
+        if plan_key := self.request.query_params.get("plan"):
+            alerts = alerts.filter(plan__key=plan_key)
+        if state := self.request.query_params.get("state"):
+            alerts = alerts.filter(state=state)
+        return alerts

@@ -35,8 +35,9 @@ class Action(StrEnum):
 
 TERMINAL_STATES = frozenset({State.COMPLETED, State.ABORTED})
 RUNNING_STATES = frozenset({State.EVALUATING, State.SHADOWING, State.ROLLING_OUT, State.OPTIMIZING})
-# Phases in which the candidate may already serve users, so a rollback means something.
-ROLLBACKABLE_STATES = frozenset({State.SHADOWING, State.ROLLING_OUT, State.OPTIMIZING, State.PAUSED})
+# Phases in which the candidate may already serve users, so a rollback means something (also when paused
+# from one of them).
+ROLLBACKABLE_STATES = frozenset({State.SHADOWING, State.ROLLING_OUT, State.OPTIMIZING})
 FULL_TRAFFIC = 100.0
 
 
@@ -95,14 +96,14 @@ def transition(position: Position, action: Action, step_percents: Sequence[float
     if action is Action.RESUME and state is State.PAUSED and position.paused_from is not None:
         return replace(position, state=position.paused_from, paused_from=None)
 
-    if action is Action.ROLLBACK and state in ROLLBACKABLE_STATES:
+    if action is Action.ROLLBACK and (state in ROLLBACKABLE_STATES or position.paused_from in ROLLBACKABLE_STATES):
         return Position(State.ROLLED_BACK, candidate_percent=0.0, rollback=True)
 
     if action is Action.ABORT:
         return Position(State.ABORTED, candidate_percent=0.0)
 
     if action is Action.RETRY and state is State.ROLLED_BACK:
-        return _first_step(step_percents)
+        return _first_step(position, action, step_percents)
 
     raise IllegalTransition(state, action)
 
@@ -112,7 +113,7 @@ def _advance(position: Position, step_percents: Sequence[float]) -> Position:
     if state is State.EVALUATING:
         return Position(State.SHADOWING)
     if state is State.SHADOWING:
-        return _first_step(step_percents)
+        return _first_step(position, Action.ADVANCE, step_percents)
     if state is State.ROLLING_OUT:
         next_index = (position.step_index or 0) + 1
         if next_index < len(step_percents):
@@ -124,7 +125,7 @@ def _advance(position: Position, step_percents: Sequence[float]) -> Position:
     raise IllegalTransition(state, Action.ADVANCE)
 
 
-def _first_step(step_percents: Sequence[float]) -> Position:
+def _first_step(position: Position, action: Action, step_percents: Sequence[float]) -> Position:
     if not step_percents:
-        raise IllegalTransition(State.SHADOWING, Action.ADVANCE, "the plan has no rollout steps")
+        raise IllegalTransition(position.state, action, "the plan has no rollout steps")
     return Position(State.ROLLING_OUT, candidate_percent=float(step_percents[0]), step_index=0)

@@ -1,9 +1,11 @@
 """The SDK config document, built once per version and served from the cache.
 
 Writers call `config_publish` on commit: it rebuilds the environment's document under the environment's
-row lock (so documents land in the cache in version order), stores it, and wakes long-polls — over Redis
-pub/sub when Redis is configured, otherwise pollers watch the shared cache. Readers that miss the cache
-build the document and `cache.add` it, which never overwrites a newer document a writer stored.
+row lock, stores it, and wakes long-polls — over Redis pub/sub when Redis is configured, otherwise pollers
+watch the shared cache. A reader that misses the cache rebuilds the same way. Since every store happens
+while holding the lock that writers hold until they commit, documents land in the cache in version order
+and a slow reader can never put back an older one (on SQLite, whose transactions begin IMMEDIATE, the
+database lock plays that part).
 """
 
 import json
@@ -49,9 +51,7 @@ def config_document_get(environment_id: int) -> CachedDocument:
     cached = cache.get(_cache_key(environment_id))
     if cached is not None:
         return CachedDocument(*cached)
-    document = _render(selectors.sdk_config_document(environment_id=environment_id))
-    cache.add(_cache_key(environment_id), (document.version, document.body), settings.CUTOVER_CONFIG_CACHE_SECONDS)
-    return document
+    return _rebuild(environment_id)
 
 
 def plan_config_bump(plan: MigrationPlan) -> None:
@@ -64,13 +64,18 @@ def plan_config_bump(plan: MigrationPlan) -> None:
 
 def config_publish(environment_id: int) -> None:
     """Rebuild, store and announce the environment's document. Call it after the change committed."""
+    document = _rebuild(environment_id)
+    if settings.REDIS_URL:
+        _redis().publish(_channel(environment_id), str(document.version))
+
+
+def _rebuild(environment_id: int) -> CachedDocument:
     with transaction.atomic():
         Environment.objects.select_for_update().filter(pk=environment_id).first()
         document = _render(selectors.sdk_config_document(environment_id=environment_id))
         cache.set(_cache_key(environment_id), (document.version, document.body),
                   settings.CUTOVER_CONFIG_CACHE_SECONDS)
-    if settings.REDIS_URL:
-        _redis().publish(_channel(environment_id), str(document.version))
+    return document
 
 
 def config_wait_for_change(environment_id: int, *, known_version: int, timeout: float) -> CachedDocument:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from ..domain import playbook
 from ..domain.lifecycle import Action, IllegalTransition, Position, State, transition
 from ..models import Environment, HealthRule, MigrationPlan, ModelEndpoint, RolloutStep
+from .alerts import alert_fire_for_rollback, alerts_resolve_rollback
 from .audit import audit_record
 from .config_cache import plan_config_bump
 
@@ -25,15 +26,18 @@ EDITABLE_FIELDS = (
     "description", "baseline_prompt_adapter", "candidate_prompt_adapter", "shadow_sample_rate",
     "evaluation_duration_seconds", "shadow_duration_seconds", "final_hold_seconds", "cleanup_after_seconds",
 )
+# What of a plan the SDK config document shows: a change to these wakes every poller.
+DOCUMENT_FIELDS = ("baseline", "candidate", "baseline_prompt_adapter", "candidate_prompt_adapter",
+                   "shadow_sample_rate")
 # Endpoints and steps are the plan's identity once it runs; change them only while it is a draft.
 DRAFT_ONLY_FIELDS = ("baseline", "candidate", "steps")
 
 
 class PlanNotEditable(Exception):
-    def __init__(self, state: str, fields: Sequence[str]) -> None:
+    def __init__(self, state: str, fields: Sequence[str], message: str = "") -> None:
         self.state = state
         self.fields = list(fields)
-        super().__init__(f"{', '.join(fields)} can only change while the plan is a draft; it is {state}")
+        super().__init__(message or f"{', '.join(fields)} can only change while the plan is a draft; it is {state}")
 
 
 @dataclass(frozen=True)
@@ -107,8 +111,8 @@ def plan_update(*, actor: str, plan: MigrationPlan, steps: Sequence[StepSpec] | 
     with transaction.atomic():
         plan = MigrationPlan.objects.select_for_update().get(pk=plan.pk)
         if plan.state in (State.COMPLETED, State.ABORTED):
-            raise PlanNotEditable(plan.state, ["plan"])
-        draft_only = [name for name in DRAFT_ONLY_FIELDS if name in fields or (name == "steps" and steps)]
+            raise PlanNotEditable(plan.state, [], f"a {plan.state} plan cannot change")
+        draft_only = [name for name in DRAFT_ONLY_FIELDS if name in fields or (name == "steps" and steps is not None)]
         if plan.state != State.DRAFT and draft_only:
             raise PlanNotEditable(plan.state, draft_only)
         before = plan_summary(plan)
@@ -123,18 +127,22 @@ def plan_update(*, actor: str, plan: MigrationPlan, steps: Sequence[StepSpec] | 
         after = plan_summary(plan)
         if after == before:
             return plan
-        plan_config_bump(plan)
+        if any(before[name] != after[name] for name in DOCUMENT_FIELDS):
+            plan_config_bump(plan)
         plan.save()
         audit_record(actor=actor, action="plan.updated", plan=plan, before=_changed(before, after),
                      after=_changed(after, before), reason=reason)
     return plan
 
 
-def plan_act(*, actor: str, plan_key: str, action: Action | str, reason: str = "") -> MigrationPlan:
+def plan_act(*, actor: str, plan_key: str, action: Action | str, reason: str = "", evidence: dict | None = None,
+             page_on_rollback: bool = True) -> MigrationPlan:
     """Apply a lifecycle action. Raises IllegalTransition (with the current state) when it does not apply.
 
     Concurrent actions on one plan serialise on the plan's row lock, so each sees the state the previous
-    one left and every applied transition has exactly one audit event.
+    one left and every applied transition has exactly one audit event. `evidence` (the statistics behind
+    an automatic decision) goes into the audit event. A rollback pages on-call unless the caller has
+    already raised the alert that explains it (`page_on_rollback=False`, as the health checker does).
     """
     action = Action(action)
     with transaction.atomic():
@@ -145,14 +153,22 @@ def plan_act(*, actor: str, plan_key: str, action: Action | str, reason: str = "
         _apply_position(plan, new_position)
         plan_config_bump(plan)
         plan.save()
-        audit_record(actor=actor, action=f"plan.{action.value}", plan=plan, before=before,
-                     after=_snapshot(plan, _POSITION_FIELDS), reason=reason)
+        after = _snapshot(plan, _POSITION_FIELDS) | ({"evidence": evidence} if evidence else {})
+        audit_record(actor=actor, action=f"plan.{action.value}", plan=plan, before=before, after=after,
+                     reason=reason)
+        if action is Action.ROLLBACK and page_on_rollback:
+            alert_fire_for_rollback(plan=plan, actor=actor, reason=reason)
+        if action in (Action.RETRY, Action.ABORT):
+            alerts_resolve_rollback(plan=plan)
     return plan
 
 
 def _apply_position(plan: MigrationPlan, position: Position) -> None:
+    now = timezone.now()
     if position.state != plan.state:
-        plan.state_changed_at = timezone.now()
+        plan.state_changed_at = now
+    if position.state != plan.state or position.step_index != plan.current_step_index:
+        plan.step_started_at = now
     plan.state = position.state.value
     plan.candidate_percent = position.candidate_percent
     plan.rollback = position.rollback

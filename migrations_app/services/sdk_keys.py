@@ -1,5 +1,6 @@
 """SDK keys: a secret shown once at creation, stored as a SHA-256, bound to one environment, scoped,
-revocable with immediate effect (revocation overwrites the cached principal on commit)."""
+revocable with immediate effect (revocation overwrites the cached principal on commit; see
+selectors.sdk_principal_for_secret for why a concurrent reader cannot undo that)."""
 
 import secrets
 from functools import partial

@@ -1,44 +1,19 @@
 """Real `celery worker` and `celery beat` processes on the configured broker (Redis, or the embedded
 file-system broker when REDIS_URL is unset)."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.cache import cache
 
 from migrations_app.tasks import HEARTBEAT_CACHE_KEY
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start(*args: str, log: Path) -> subprocess.Popen:
-    env = os.environ | {"DJANGO_SETTINGS_MODULE": "tests.settings", "CUTOVER_HEARTBEAT_SECONDS": "0.5"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "controlplane", *args, "--loglevel=INFO"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
+from tests.support.processes import worker_and_beat
 
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
+@pytest.mark.django_db(transaction=True)
 def test_worker_and_beat__separate_processes__beat_schedules_and_worker_runs_the_heartbeat(tmp_path):
-    worker = start("worker", "--pool=solo", "--concurrency=1", log=tmp_path / "worker.log")
-    beat = start("beat", "--schedule", str(tmp_path / "beat-schedule"), log=tmp_path / "beat.log")
-    try:
+    with worker_and_beat(tmp_path, CUTOVER_HEARTBEAT_SECONDS="0.5") as (worker, beat):
         deadline = time.monotonic() + 60
         beats = set()
         while len(beats) < 2 and time.monotonic() < deadline:
@@ -47,9 +22,6 @@ def test_worker_and_beat__separate_processes__beat_schedules_and_worker_runs_the
             if (value := cache.get(HEARTBEAT_CACHE_KEY)) is not None:
                 beats.add(value)
             time.sleep(0.1)
-    finally:
-        stop(beat)
-        stop(worker)
     assert len(beats) >= 2, (tmp_path / "worker.log").read_text()[-3000:]
     assert abs(max(beats) - time.time()) < 60
     broker = "redis" if settings.REDIS_URL else "filesystem"
@@ -60,7 +32,9 @@ def test_worker_and_beat__separate_processes__beat_schedules_and_worker_runs_the
 def test_readyz__database_and_broker_reachable__ready(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+    body = response.json()
+    assert body["status"] == "ready" and body["checks"] == {"database": "ok", "broker": "ok"}
+    assert "scheduler_heartbeat_age_seconds" in body
 
 
 def test_healthz__always_ok(client):

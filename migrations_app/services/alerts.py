@@ -1,0 +1,74 @@
+"""Alerts: fired by the health checker or a rollback, resolved once clear; each transition notifies."""
+
+import uuid
+from datetime import datetime
+
+from django.utils import timezone
+
+from ..domain.alerts import ROLLED_BACK, alert_name
+from ..domain.rules import Severity
+from ..models import Alert, AlertState, HealthRule, MigrationPlan
+from .notifications import alert_notify
+
+
+def _dedup_key(plan: MigrationPlan, name: str) -> str:
+    # Stable for the life of one incident (PagerDuty groups trigger and resolve by it).
+    return f"cutover/{plan.key}/{name}/{uuid.uuid4().hex[:12]}"
+
+
+def alert_fire_for_rule(*, plan: MigrationPlan, rule: HealthRule, verdict, now: datetime) -> Alert:
+    """The rule's firing alert, created (and notified) if there is none; call with the plan row locked."""
+    alert = Alert.objects.filter(plan=plan, rule=rule, state=AlertState.FIRING).first()
+    if alert is not None:
+        alert.last_seen = now
+        alert.observed, alert.baseline = verdict.candidate_value, verdict.baseline_value
+        alert.summary, alert.evidence = f"{alert.name} {plan.key}: {verdict.summary}", verdict_evidence(verdict)
+        alert.save(update_fields=["last_seen", "observed", "baseline", "summary", "evidence"])
+        return alert
+    name = alert_name(rule.metric)
+    alert = Alert.objects.create(
+        plan=plan, rule=rule, name=name, severity=rule.severity, action=rule.action,
+        dedup_key=_dedup_key(plan, name), summary=f"{name} {plan.key}: {verdict.summary}", metric=rule.metric,
+        observed=verdict.candidate_value, baseline=verdict.baseline_value, evidence=verdict_evidence(verdict),
+        first_seen=now, last_seen=now,
+    )
+    alert_notify(alert=alert, event="trigger")
+    return alert
+
+
+def alert_fire_for_rollback(*, plan: MigrationPlan, actor: str, reason: str) -> Alert:
+    """A rollback an operator asked for pages like an automatic one."""
+    now = timezone.now()
+    alert = Alert.objects.create(
+        plan=plan, name=ROLLED_BACK, severity=Severity.CRITICAL, action="rollback",
+        dedup_key=_dedup_key(plan, ROLLED_BACK),
+        summary=f"{ROLLED_BACK} {plan.key}: rolled back by {actor}" + (f": {reason}" if reason else ""),
+        evidence={"actor": actor, "reason": reason}, first_seen=now, last_seen=now,
+    )
+    alert_notify(alert=alert, event="trigger")
+    return alert
+
+
+def alert_resolve(*, alert: Alert, now: datetime | None = None) -> Alert:
+    if alert.state == AlertState.RESOLVED:
+        return alert
+    alert.state = AlertState.RESOLVED
+    alert.resolved_at = now or timezone.now()
+    alert.save(update_fields=["state", "resolved_at"])
+    alert_notify(alert=alert, event="resolve")
+    return alert
+
+
+def alerts_resolve_rollback(*, plan: MigrationPlan) -> None:
+    """A retried or aborted plan's rollback pages are over."""
+    for alert in Alert.objects.filter(plan=plan, rule=None, state=AlertState.FIRING):
+        alert_resolve(alert=alert)
+
+
+def verdict_evidence(verdict) -> dict:
+    return {
+        "status": str(verdict.status), "summary": verdict.summary, "effect": verdict.effect,
+        "interval": list(verdict.interval) if verdict.interval else None,
+        "candidate": verdict.candidate_value, "baseline": verdict.baseline_value,
+        "samples": list(verdict.samples) if verdict.samples else None, **(verdict.evidence or {}),
+    }

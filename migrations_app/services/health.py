@@ -1,0 +1,109 @@
+"""The health checker: every few seconds, each live plan's rules are judged on the per-minute rollups of
+both arms since the plan entered its current step. A breach sustained for the rule's window fires an alert
+and, for a rollback rule, rolls the plan back through the lifecycle service; an alert resolves only after
+its rule has stayed clear for a while (hysteresis).
+
+Ticks are idempotent: a plan is checked under its row lock, and a checker that finds it locked skips it,
+so two checkers at once do no harm.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .. import selectors
+from ..domain.health import Status, Verdict, alpha_for, evaluate_rule
+from ..domain.lifecycle import Action, IllegalTransition, State
+from ..domain.rules import Comparison, Metric, RuleAction
+from ..models import Alert, AlertState, HealthRule, MigrationPlan, RuleStatus
+from .alerts import alert_fire_for_rule, alert_resolve, verdict_evidence
+from .plans import plan_act
+
+# Plans whose candidate serves users; a paused plan keeps serving its split, so it stays watched.
+WATCHED_STATES = (State.ROLLING_OUT, State.OPTIMIZING, State.PAUSED)
+ACTOR = "system:health-checker"
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    rule_id: int
+    verdict: Verdict
+    sustained: bool
+
+
+def health_tick(*, now: datetime | None = None) -> int:
+    """Check every watched plan; returns how many were checked."""
+    now = now or timezone.now()
+    checked = 0
+    plan_ids = MigrationPlan.objects.filter(state__in=WATCHED_STATES).values_list("id", flat=True)
+    for plan_id in plan_ids:
+        checked += plan_health_check(plan_id=plan_id, now=now) is not None
+    return checked
+
+
+def plan_rule_verdicts(*, plan: MigrationPlan, now: datetime) -> list[tuple[HealthRule, Verdict]]:
+    """Every enabled rule's verdict over the plan's current window (reads only)."""
+    windows = selectors.arm_windows(plan_id=plan.pk, since=plan.step_started_at, until=now)
+    return [
+        (rule, evaluate_rule(metric=Metric(rule.metric), comparison=Comparison(rule.comparison),
+                             threshold=rule.threshold, min_samples=rule.min_samples,
+                             candidate=windows["candidate"], baseline=windows["baseline"],
+                             alpha=alpha_for(rule.action)))
+        for rule in plan.rules.filter(enabled=True).order_by("id")
+    ]
+
+
+def plan_health_check(*, plan_id: int, now: datetime) -> list[RuleOutcome] | None:
+    """Judge one plan's rules and act on sustained breaches. None when another checker holds the plan or it
+    is no longer watched."""
+    with transaction.atomic():
+        plan = MigrationPlan.objects.select_for_update(skip_locked=True).filter(pk=plan_id).first()
+        if plan is None or plan.state not in WATCHED_STATES:
+            return None
+        if plan.state == State.PAUSED and plan.paused_from not in (State.ROLLING_OUT, State.OPTIMIZING):
+            return None
+        outcomes, rollback_because = [], None
+        for rule, verdict in plan_rule_verdicts(plan=plan, now=now):
+            status = _remember(rule, verdict, now)
+            sustained = status.breached_since is not None and (
+                now - status.breached_since >= timedelta(seconds=rule.sustained_seconds))
+            outcomes.append(RuleOutcome(rule.pk, verdict, sustained))
+            if sustained:
+                alert_fire_for_rule(plan=plan, rule=rule, verdict=verdict, now=now)
+                if rule.action == RuleAction.ROLLBACK and rollback_because is None:
+                    rollback_because = verdict
+            elif status.clear_since is not None and now - status.clear_since >= _clear_for(rule):
+                for alert in Alert.objects.filter(plan=plan, rule=rule, state=AlertState.FIRING):
+                    alert_resolve(alert=alert, now=now)
+        if rollback_because is not None:
+            try:
+                plan_act(actor=ACTOR, plan_key=plan.key, action=Action.ROLLBACK,
+                         reason=f"automatic rollback: {rollback_because.summary}",
+                         evidence=verdict_evidence(rollback_because), page_on_rollback=False)
+            except IllegalTransition:  # e.g. paused from a state that cannot roll back
+                pass
+    return outcomes
+
+
+def _clear_for(rule: HealthRule) -> timedelta:
+    return timedelta(seconds=max(rule.sustained_seconds, settings.CUTOVER_ALERT_MIN_CLEAR_SECONDS))
+
+
+def _remember(rule: HealthRule, verdict: Verdict, now: datetime) -> RuleStatus:
+    status, _ = RuleStatus.objects.get_or_create(rule=rule)
+    breached = verdict.status == Status.BREACHED
+    if breached:
+        status.breached_since = status.breached_since or now
+        status.clear_since = None
+    else:
+        status.breached_since = None
+        status.clear_since = status.clear_since or now
+    status.verdict = str(verdict.status)
+    status.summary = verdict.summary
+    status.evidence = verdict_evidence(verdict)
+    status.evaluated_at = now
+    status.save()
+    return status
