@@ -273,6 +273,9 @@ class RequestEvent(models.Model):
     class Meta:
         indexes = [models.Index(fields=["plan", "ts"], name="event_plan_ts")]
 
+    def __str__(self) -> str:
+        return f"{self.id} {self.arm} {self.outcome}"
+
 
 class RequestFeedback(models.Model):
     """A user's verdict on one request: a satisfaction score and/or whether the task was completed."""
@@ -284,6 +287,9 @@ class RequestFeedback(models.Model):
     task_completed = models.BooleanField(null=True)
     ts = models.DateTimeField()
     received_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"feedback on {self.request_id}"
 
 
 class MetricRollup(models.Model):
@@ -317,6 +323,9 @@ class MetricRollup(models.Model):
         constraints = [models.UniqueConstraint(fields=["plan", "arm", "minute"], name="rollup_unique_minute")]
         indexes = [models.Index(fields=["plan", "minute"], name="rollup_plan_minute")]
 
+    def __str__(self) -> str:
+        return f"{self.arm} {self.minute:%Y-%m-%d %H:%M}"
+
 
 class RuleStatus(models.Model):
     """The health checker's memory of one rule: its latest verdict and since when it has been breached
@@ -329,6 +338,9 @@ class RuleStatus(models.Model):
     breached_since = models.DateTimeField(null=True, blank=True)
     clear_since = models.DateTimeField(null=True, blank=True)
     evaluated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.verdict}"
 
 
 class AlertState(models.TextChoices):
@@ -416,3 +428,6 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["alert", "channel", "event"], name="notification_once")]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.alert.name} → {self.channel.name}: {self.status}"

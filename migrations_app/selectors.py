@@ -1,6 +1,7 @@
 """Reads: the SDK config document, SDK key look-ups, plan listings."""
 
 import hashlib
+import math
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -110,7 +111,8 @@ def sdk_principal_for_secret(secret: str) -> SDKPrincipal | None:
     if cached is not None:
         return None if cached == _UNKNOWN else SDKPrincipal(*cached)
     with transaction.atomic():
-        key = SDKKey.objects.select_for_update(of=("self",)).select_related("environment").filter(hashed_secret=hashed).first()
+        keys = SDKKey.objects.select_for_update(of=("self",)).select_related("environment")
+        key = keys.filter(hashed_secret=hashed).first()
         principal = sdk_principal_from_key(key) if key else None
         entry = _UNKNOWN if principal is None else sdk_principal_cache_entry(principal)
         cache.set(sdk_key_cache_key(hashed), entry, settings.CUTOVER_CONFIG_CACHE_SECONDS)
@@ -156,20 +158,17 @@ def plan_report(*, plan: MigrationPlan, now: datetime) -> dict:
             arm: {
                 "requests": window.requests,
                 "cost_total": window.cost_sum,
-                "metrics": {metric.value: metric_value(window, metric) for metric in Metric},
+                "metrics": {metric.value: _finite(metric_value(window, metric)) for metric in Metric},
                 "samples": {metric.value: metric_samples(window, metric) for metric in Metric},
             }
             for arm, window in windows.items()
         },
         "rules": [
-            {
-                "id": rule.pk, "metric": rule.metric, "comparison": rule.comparison, "threshold": rule.threshold,
-                "action": rule.action, "severity": rule.severity, "verdict": str(verdict.status),
-                "candidate": verdict.candidate_value, "baseline": verdict.baseline_value, "effect": verdict.effect,
-                "interval": list(verdict.interval) if verdict.interval else None,
-                "samples": list(verdict.samples) if verdict.samples else None,
-                "summary": verdict.summary, "evidence": verdict.evidence,
-            }
+            {"id": rule.pk, "action": rule.action, "severity": rule.severity, **verdict.as_dict()}
             for rule, verdict in plan_rule_verdicts(plan=plan, now=now)
         ],
     }
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None

@@ -18,19 +18,18 @@ def _dedup_key(plan: MigrationPlan, name: str) -> str:
 
 def alert_fire_for_rule(*, plan: MigrationPlan, rule: HealthRule, verdict, now: datetime) -> Alert:
     """The rule's firing alert, created (and notified) if there is none; call with the plan row locked."""
+    name = alert_name(rule.metric)
+    latest = {"summary": f"{name} {plan.key}: {verdict.summary}", "observed": verdict.candidate_value,
+              "baseline": verdict.baseline_value, "evidence": verdict.as_dict(), "last_seen": now}
     alert = Alert.objects.filter(plan=plan, rule=rule, state=AlertState.FIRING).first()
     if alert is not None:
-        alert.last_seen = now
-        alert.observed, alert.baseline = verdict.candidate_value, verdict.baseline_value
-        alert.summary, alert.evidence = f"{alert.name} {plan.key}: {verdict.summary}", verdict_evidence(verdict)
-        alert.save(update_fields=["last_seen", "observed", "baseline", "summary", "evidence"])
+        for field, value in latest.items():
+            setattr(alert, field, value)
+        alert.save(update_fields=list(latest))
         return alert
-    name = alert_name(rule.metric)
     alert = Alert.objects.create(
-        plan=plan, rule=rule, name=name, severity=rule.severity, action=rule.action,
-        dedup_key=_dedup_key(plan, name), summary=f"{name} {plan.key}: {verdict.summary}", metric=rule.metric,
-        observed=verdict.candidate_value, baseline=verdict.baseline_value, evidence=verdict_evidence(verdict),
-        first_seen=now, last_seen=now,
+        plan=plan, rule=rule, name=name, severity=rule.severity, action=rule.action, metric=rule.metric,
+        dedup_key=_dedup_key(plan, name), first_seen=now, **latest,
     )
     alert_notify(alert=alert, event="trigger")
     return alert
@@ -65,10 +64,3 @@ def alerts_resolve_rollback(*, plan: MigrationPlan) -> None:
         alert_resolve(alert=alert)
 
 
-def verdict_evidence(verdict) -> dict:
-    return {
-        "status": str(verdict.status), "summary": verdict.summary, "effect": verdict.effect,
-        "interval": list(verdict.interval) if verdict.interval else None,
-        "candidate": verdict.candidate_value, "baseline": verdict.baseline_value,
-        "samples": list(verdict.samples) if verdict.samples else None, **(verdict.evidence or {}),
-    }

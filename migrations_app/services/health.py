@@ -7,6 +7,7 @@ Ticks are idempotent: a plan is checked under its row lock, and a checker that f
 so two checkers at once do no harm.
 """
 
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +20,7 @@ from ..domain.health import Status, Verdict, alpha_for, evaluate_rule
 from ..domain.lifecycle import Action, IllegalTransition, State
 from ..domain.rules import Comparison, Metric, RuleAction
 from ..models import Alert, AlertState, HealthRule, MigrationPlan, RuleStatus
-from .alerts import alert_fire_for_rule, alert_resolve, verdict_evidence
+from .alerts import alert_fire_for_rule, alert_resolve
 from .plans import plan_act
 
 # Plans whose candidate serves users; a paused plan keeps serving its split, so it stays watched.
@@ -79,12 +80,10 @@ def plan_health_check(*, plan_id: int, now: datetime) -> list[RuleOutcome] | Non
                 for alert in Alert.objects.filter(plan=plan, rule=rule, state=AlertState.FIRING):
                     alert_resolve(alert=alert, now=now)
         if rollback_because is not None:
-            try:
+            with suppress(IllegalTransition):  # e.g. paused from a state that cannot roll back
                 plan_act(actor=ACTOR, plan_key=plan.key, action=Action.ROLLBACK,
                          reason=f"automatic rollback: {rollback_because.summary}",
-                         evidence=verdict_evidence(rollback_because), page_on_rollback=False)
-            except IllegalTransition:  # e.g. paused from a state that cannot roll back
-                pass
+                         evidence=rollback_because.as_dict(), page_on_rollback=False)
     return outcomes
 
 
@@ -103,7 +102,7 @@ def _remember(rule: HealthRule, verdict: Verdict, now: datetime) -> RuleStatus:
         status.clear_since = status.clear_since or now
     status.verdict = str(verdict.status)
     status.summary = verdict.summary
-    status.evidence = verdict_evidence(verdict)
+    status.evidence = verdict.as_dict()
     status.evaluated_at = now
     status.save()
     return status

@@ -164,6 +164,10 @@ def notification_send(*, notification_id: int, max_attempts: int = DEFAULT_MAX_A
         if not channel.enabled:
             _finish(notification, NotificationStatus.FAILED, "not sent: the channel was disabled")
             return
+        if problems := channel_config_problems(channel.kind, channel.config):
+            _finish(notification, NotificationStatus.FAILED, "not sent: the channel's settings are invalid: "
+                    + "; ".join(f"{name or 'config'} {problem}" for name, problem in problems.items()))
+            return
         if _superseded(notification):
             _finish(notification, NotificationStatus.FAILED,
                     "not sent: the alert resolved and its resolve reached this channel first")

@@ -153,5 +153,16 @@ def test_report_endpoint__per_arm_metrics_and_each_rule_with_interval_and_verdic
     assert body["arms"]["candidate"]["metrics"]["latency_p95"] > body["arms"]["candidate"]["metrics"]["latency_p50"]
     assert [rule["metric"] for rule in body["rules"]] == ["error_rate", "error_rate"]
     for rule in body["rules"]:
-        assert rule["verdict"] in ("healthy", "inconclusive")
+        assert rule["status"] in ("healthy", "inconclusive")
         assert rule["interval"][0] < 1 < rule["interval"][1] and rule["summary"]
+
+
+def test_report_endpoint__thin_data_with_unbounded_intervals__still_valid_json(ops_client):
+    plan = rolling_plan(RuleSpec(metric="latency_p95", comparison="ratio", threshold=1.5, action="alert",
+                                 min_samples=1))
+    report(plan, "baseline", 3, seed=13)
+    report(plan, "candidate", 3, seed=14)
+    response = ops_client.get(f"/api/v1/plans/{plan.key}/report/")
+    assert response.status_code == 200
+    [rule] = response.json()["rules"]
+    assert rule["status"] in ("inconclusive", "breached") and rule["samples"] == [3, 3]

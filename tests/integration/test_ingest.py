@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rest_framework.test import APIClient
 
+from migrations_app.domain.histogram import quantile
 from migrations_app.models import MetricRollup, RequestEvent, RequestFeedback
 from migrations_app.selectors import arm_windows
-from migrations_app.domain.histogram import quantile
 from migrations_app.services.ingest import events_prune
 from migrations_app.services.plans import plan_act
 from tests import factories

@@ -473,6 +473,20 @@ def test_channel_disabled_before_its_notification_went_out__not_sent(
     assert notification.status == "failed" and sink.requests == []
 
 
+@pytest.mark.django_db
+def test_channel_settings_broken_behind_the_services_back__failed_with_the_reason_and_nothing_sent(
+        plan, sink, enqueued, django_capture_on_commit_callbacks):
+    channel = pagerduty(sink)
+    [notification] = notify(make_alert(plan), "trigger", django_capture_on_commit_callbacks)
+    NotificationChannel.objects.filter(pk=channel.pk).update(config={"events_url": sink.url})
+
+    notification_send(notification_id=notification.pk)
+
+    notification.refresh_from_db()
+    assert notification.status == "failed" and "routing_key is required" in notification.last_error
+    assert sink.requests == []
+
+
 # --- credentials stay out of errors and logs ------------------------------------------------------------
 
 @pytest.mark.django_db
