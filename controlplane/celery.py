@@ -20,4 +20,8 @@ def _schedule_periodic_tasks(sender: Celery, **_: object) -> None:
         settings.CUTOVER_HEARTBEAT_SECONDS, sender.signature("migrations_app.tasks.scheduler_heartbeat")
     )
     sender.add_periodic_task(3600.0, sender.signature("migrations_app.tasks.events_prune"))
-    sender.add_periodic_task(settings.CUTOVER_HEALTH_TICK_SECONDS, sender.signature("migrations_app.tasks.health_tick"))
+    # A tick that waited longer than its period is stale: the next one is already on its way.
+    sender.add_periodic_task(settings.CUTOVER_HEALTH_TICK_SECONDS, sender.signature(
+        "migrations_app.tasks.health_tick", options={"expires": settings.CUTOVER_HEALTH_TICK_SECONDS}))
+    sender.add_periodic_task(settings.CUTOVER_ROLLOUT_TICK_SECONDS, sender.signature(
+        "migrations_app.tasks.rollout_tick", options={"expires": settings.CUTOVER_ROLLOUT_TICK_SECONDS}))

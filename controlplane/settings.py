@@ -207,6 +207,10 @@ CUTOVER_EVENT_RETENTION_DAYS = env.int("CUTOVER_EVENT_RETENTION_DAYS", default=1
 # its alert resolves (at least; a rule's own sustained-for window counts too).
 CUTOVER_HEALTH_TICK_SECONDS = env.float("CUTOVER_HEALTH_TICK_SECONDS", default=5.0)
 CUTOVER_ALERT_MIN_CLEAR_SECONDS = env.int("CUTOVER_ALERT_MIN_CLEAR_SECONDS", default=60)
+# Steps watched "normally" (above 25 % by default) are checked at this interval rather than every tick.
+CUTOVER_HEALTH_NORMAL_INTERVAL_SECONDS = env.float("CUTOVER_HEALTH_NORMAL_INTERVAL_SECONDS", default=30.0)
+# How often the rollout scheduler decides every running plan's next move.
+CUTOVER_ROLLOUT_TICK_SECONDS = env.float("CUTOVER_ROLLOUT_TICK_SECONDS", default=10.0)
 
 # --- email (alert notifications) ---------------------------------------------------------------------
 # EMAIL_URL like smtp+tls://user:password@smtp.example.com:587 (see django-environ); the default prints
@@ -221,3 +225,22 @@ CUTOVER_ALERT_FROM_EMAIL = env.str("CUTOVER_ALERT_FROM_EMAIL", default=DEFAULT_F
 CUTOVER_PUBLIC_URL = env.str("CUTOVER_PUBLIC_URL", default="")
 # httpx logs every request's full URL at INFO, and a Slack webhook's URL is its credential.
 LOGGING["loggers"] = {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}}
+
+# --- evaluation runs and shadow comparisons (docs/evaluation-and-shadow.md) ---------------------------
+# Calls Cutover makes itself (never user-facing) are rate-limited per provider: calls per second, by provider
+# name or "default"; 0 = unlimited. Shared across processes through Redis when REDIS_URL is set, per process
+# otherwise. E.g. CUTOVER_OFFLINE_RATE_LIMITS="default=20,openai=50".
+CUTOVER_OFFLINE_RATE_LIMITS = {key: float(value) for key, value in env.dict(
+    "CUTOVER_OFFLINE_RATE_LIMITS", default={"default": "20"}).items()}
+CUTOVER_OFFLINE_BURST_SECONDS = env.float("CUTOVER_OFFLINE_BURST_SECONDS", default=1.0)
+# How long a shadow or evaluation call waits for a token before its task is retried later instead.
+CUTOVER_OFFLINE_MAX_WAIT_SECONDS = env.float("CUTOVER_OFFLINE_MAX_WAIT_SECONDS", default=10.0)
+# An evaluation run's calls in flight at once, per provider.
+CUTOVER_EVALUATION_MAX_IN_FLIGHT = env.int("CUTOVER_EVALUATION_MAX_IN_FLIGHT", default=16)
+# Provider call timeout (seconds) for shadow and evaluation calls.
+CUTOVER_OFFLINE_CALL_TIMEOUT = env.float("CUTOVER_OFFLINE_CALL_TIMEOUT", default=60.0)
+CUTOVER_EVALUATION_SCHEDULE_TICK_SECONDS = env.float("CUTOVER_EVALUATION_SCHEDULE_TICK_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE = {
+    "evaluation-schedules": {"task": "migrations_app.tasks.evaluation_schedules_tick",
+                             "schedule": CUTOVER_EVALUATION_SCHEDULE_TICK_SECONDS},
+}

@@ -19,7 +19,7 @@ class ModelEndpointForm(forms.ModelForm):
     class Meta:
         model = ModelEndpoint
         fields = ["name", "provider", "model", "base_url", "api_key_env", "input_price_per_mtok",
-                  "output_price_per_mtok", "context_window", "default_params"]
+                  "output_price_per_mtok", "context_window", "requests_per_minute", "default_params"]
 
     def clean_api_key_env(self) -> str:
         value = self.cleaned_data["api_key_env"]
@@ -77,7 +77,7 @@ class MigrationPlanForm(forms.ModelForm):
 class RolloutStepForm(forms.ModelForm):
     class Meta:
         model = RolloutStep
-        fields = ["percent", "min_hold_seconds", "min_samples", "needs_approval"]
+        fields = ["percent", "min_hold_seconds", "min_samples", "needs_approval", "monitor", "deadline_seconds"]
 
 
 class HealthRuleForm(forms.ModelForm):

@@ -67,6 +67,9 @@ class ModelEndpoint(models.Model):
         help_text="US dollars per million output tokens.",
     )
     context_window = models.PositiveIntegerField(default=8192)
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The provider's limit for this model: the rollout never ramps past it."
+    )
     default_params = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -119,6 +122,32 @@ class MigrationPlan(models.Model):
         default=21 * 24 * 3600, help_text="How long the baseline stays as fallback once optimizing."
     )
 
+    # --- evaluation and shadow (docs/evaluation-and-shadow.md) ---
+    requires_evaluation_pass = models.BooleanField(
+        default=False, help_text="The plan may leave evaluation only after a passing evaluation run."
+    )
+    min_accuracy = models.FloatField(default=0.95, validators=[MinValueValidator(0), MaxValueValidator(1)])
+    max_p95_ms = models.FloatField("max p95 latency (ms)", default=2000.0, validators=[MinValueValidator(0)])
+    max_cost_per_request = models.FloatField(default=0.01, validators=[MinValueValidator(0)],
+                                             help_text="US dollars per request.")
+    shadow_comparator = models.CharField(
+        max_length=32, default="token_f1",
+        help_text="How a candidate answer is scored against the baseline's (token_f1, normalised, exact, json_equal).",
+    )
+    shadow_agreement_threshold = models.FloatField(
+        default=0.6, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="A comparison scoring below this counts as a disagreement.",
+    )
+    shadow_max_disagreement = models.FloatField(
+        default=0.05, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Largest share of prompts on which the candidate may disagree beyond the noise floor.",
+    )
+    shadow_min_comparisons = models.PositiveIntegerField(default=100)
+    noise_floor_fraction = models.FloatField(
+        default=0.2, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Share of shadow samples also re-asked to the baseline, to measure its own variability.",
+    )
+
     state_changed_at = models.DateTimeField(auto_now_add=True)
     # When the plan last entered a state or a rollout step: the start of the health checker's window, so
     # both arms are compared over the same time at the same split.
@@ -164,6 +193,15 @@ class RolloutStep(models.Model):
     min_hold_seconds = models.PositiveIntegerField(default=0)
     min_samples = models.PositiveIntegerField("minimum samples per arm", default=0)
     needs_approval = models.BooleanField(default=False)
+    monitor = models.CharField(
+        max_length=16, blank=True, default="", choices=[("closely", "closely"), ("normal", "normal")],
+        help_text="Blank: closely up to 25 % (alert rules roll back), normally above.",
+    )
+    deadline_seconds = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Pause the plan if the analysis is still inconclusive this long into the step. "
+                  "Blank: twice the hold, and at least an hour past it.",
+    )
 
     class Meta:
         ordering = ["plan", "order"]
@@ -431,3 +469,189 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.alert.name} → {self.channel.name}: {self.status}"
+
+
+# --- evaluation datasets and runs, shadow comparisons (services/evaluation.py, services/shadow.py) -------------
+
+
+class EvaluationDataset(models.Model):
+    """Cases to run both models on before any traffic moves (phase 1)."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EvaluationCase(models.Model):
+    dataset = models.ForeignKey(EvaluationDataset, on_delete=models.CASCADE, related_name="cases")
+    order = models.PositiveIntegerField()
+    external_id = models.CharField(max_length=200, blank=True)
+    messages = models.JSONField()  # [{"role": ..., "content": ...}]
+    params = models.JSONField(default=dict, blank=True)  # system, max_tokens, temperature, response_format, stop
+    expected = models.TextField(null=True, blank=True)
+    json_schema = models.JSONField(null=True, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    segment = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["dataset", "order"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "order"], name="case_order_unique_per_dataset")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name}#{self.external_id or self.order}"
+
+
+class EvaluationSchedule(models.Model):
+    """Continuous benchmarking: a pinned baseline version against the current model, every `interval`."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, null=True, blank=True,
+                             related_name="evaluation_schedules")
+    dataset = models.ForeignKey(EvaluationDataset, on_delete=models.PROTECT, related_name="schedules")
+    baseline = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+",
+                                 help_text="The pinned version to compare against.")
+    candidate = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+",
+                                  help_text="The model in service now.")
+    repetitions = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1), MaxValueValidator(20)])
+    interval_seconds = models.PositiveIntegerField(default=7 * 24 * 3600)
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EvaluationRunState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class EvaluationRun(models.Model):
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, null=True, blank=True,
+                             related_name="evaluation_runs")
+    schedule = models.ForeignKey(EvaluationSchedule, on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="runs")
+    dataset = models.ForeignKey(EvaluationDataset, on_delete=models.PROTECT, related_name="runs")
+    baseline = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+")
+    candidate = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+")
+    baseline_prompt_adapter = models.CharField(max_length=100, blank=True, default="")
+    candidate_prompt_adapter = models.CharField(max_length=100, blank=True, default="")
+    repetitions = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1), MaxValueValidator(20)])
+    comparator = models.CharField(max_length=32, default="normalised")
+    accuracy_threshold = models.FloatField(default=0.8)
+    criteria = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=EvaluationRunState.choices, default=EvaluationRunState.QUEUED)
+    report = models.JSONField(default=dict, blank=True)
+    passed = models.BooleanField(null=True)
+    cost_total = models.FloatField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"evaluation {self.pk} of {self.dataset.name}: {self.state}"
+
+
+class EvaluationResult(models.Model):
+    """One call of one arm on one case in one repetition; its cost is evaluation spend, not live traffic."""
+
+    run = models.ForeignKey(EvaluationRun, on_delete=models.CASCADE, related_name="results")
+    case = models.ForeignKey(EvaluationCase, on_delete=models.CASCADE, related_name="+")
+    arm = models.CharField(max_length=16, choices=Arm.choices)
+    repetition = models.PositiveIntegerField()
+    ok = models.BooleanField()
+    error_type = models.CharField(max_length=64, blank=True)
+    text = models.TextField(blank=True)
+    latency_ms = models.FloatField(default=0)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost = models.FloatField(default=0)
+    accuracy = models.FloatField(null=True, blank=True)
+    agreement = models.FloatField(null=True, blank=True)
+    format_ok = models.BooleanField(null=True)
+    refusal = models.BooleanField(default=False)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "case", "arm", "repetition"],
+                                               name="evaluation_result_once")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} case {self.case_id} {self.arm} #{self.repetition}"
+
+
+class ShadowSample(models.Model):
+    """A live request and the baseline's answer, mirrored by an SDK; the worker asks the candidate."""
+
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, related_name="shadow_samples")
+    request_id = models.UUIDField(unique=True)
+    request = models.JSONField()  # {"messages": [...], "params": {...}}
+    segment = models.CharField(max_length=100, blank=True)
+    ts = models.DateTimeField()
+    baseline_text = models.TextField(blank=True)
+    baseline_latency_ms = models.FloatField(null=True)
+    baseline_input_tokens = models.PositiveIntegerField(default=0)
+    baseline_output_tokens = models.PositiveIntegerField(default=0)
+    baseline_model = models.CharField(max_length=200, blank=True)
+    baseline_cost = models.FloatField(default=0)  # the live call's cost, for the paired cost difference
+    rerun_baseline = models.BooleanField(default=False)  # also re-ask the baseline (noise floor)
+    state = models.CharField(max_length=16, default="pending")  # pending | done | failed
+    attempts = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["plan", "state"], name="shadow_sample_plan_state")]
+
+    def __str__(self) -> str:
+        return f"shadow {self.request_id}"
+
+
+class ShadowComparison(models.Model):
+    """The candidate's (and, on noise-floor samples, a second baseline's) answer to one shadow sample, scored.
+    One per sample (a one-to-one key), so a task run twice stores it once. Its costs are shadow spend."""
+
+    sample = models.OneToOneField(ShadowSample, on_delete=models.CASCADE, related_name="comparison")
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, related_name="shadow_comparisons")
+    segment = models.CharField(max_length=100, blank=True)
+    candidate_ok = models.BooleanField(default=True)
+    candidate_error = models.CharField(max_length=64, blank=True)
+    candidate_text = models.TextField(blank=True)
+    candidate_latency_ms = models.FloatField(null=True)
+    candidate_input_tokens = models.PositiveIntegerField(default=0)
+    candidate_output_tokens = models.PositiveIntegerField(default=0)
+    candidate_cost = models.FloatField(default=0)
+    rerun_text = models.TextField(null=True, blank=True)
+    rerun_latency_ms = models.FloatField(null=True, blank=True)
+    rerun_cost = models.FloatField(default=0)
+    comparator = models.CharField(max_length=32)
+    score = models.FloatField()  # the agreement score, candidate vs baseline
+    disagree = models.BooleanField()
+    noise_score = models.FloatField(null=True, blank=True)  # baseline re-ask vs baseline
+    noise_disagree = models.BooleanField(null=True)
+    scores = models.JSONField(default=dict)  # every comparator's {value, reason}
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["score", "-created_at"]
+        indexes = [models.Index(fields=["plan", "created_at"], name="shadow_cmp_plan_created"),
+                   models.Index(fields=["plan", "score"], name="shadow_cmp_plan_score")]
+
+    def __str__(self) -> str:
+        return f"comparison of {self.sample_id}: {self.score:.2f}"

@@ -54,7 +54,9 @@ def sdk_config_document(*, environment_id: int) -> dict:
                 "shadow_sample_rate": plan.shadow_sample_rate,
                 "salt": plan.salt,
                 "version": plan.config_version,
-                "baseline": _endpoint_document(plan.baseline, plan.baseline_prompt_adapter),
+                # A completed migration no longer keeps the baseline as a fallback.
+                "baseline": None if plan.state == State.COMPLETED
+                else _endpoint_document(plan.baseline, plan.baseline_prompt_adapter),
                 "candidate": _endpoint_document(plan.candidate, plan.candidate_prompt_adapter),
             }
             for plan in plans
@@ -172,3 +174,113 @@ def plan_report(*, plan: MigrationPlan, now: datetime) -> dict:
 
 def _finite(value: float | None) -> float | None:
     return value if value is None or math.isfinite(value) else None
+
+
+# --- evaluation and shadow (services/evaluation.py, services/shadow.py) --------------------------------------
+
+
+def evaluation_gate(*, plan: MigrationPlan) -> str:
+    """May the plan leave evaluation? "not_required" when it does not need a passing run; otherwise the latest
+    completed run decides ("passed" / "failed"); none completed yet → "pending"."""
+    from .models import EvaluationRun, EvaluationRunState
+
+    if not plan.requires_evaluation_pass:
+        return "not_required"
+    latest = (EvaluationRun.objects.filter(plan=plan, state=EvaluationRunState.COMPLETED)
+              .order_by("-finished_at", "-id").values_list("passed", flat=True).first())
+    if latest is None:
+        return "pending"
+    return "passed" if latest else "failed"
+
+
+@dataclass(frozen=True)
+class ShadowSummary:
+    """The shadow phase's evidence for a plan. Rates are shares of comparisons; `disagreement_above_noise` is
+    the share of prompts on which the candidate disagrees beyond the baseline's own variability, with an
+    always-valid `interval` (domain/comparisons.py). `verdict`: "pass" when at least shadow_min_comparisons
+    were made and the interval's upper end is within shadow_max_disagreement, "fail" when its lower end is
+    above it, else "pending"."""
+
+    comparisons: int
+    noise_floor: float | None
+    disagreement: float | None
+    disagreement_above_noise: float | None
+    interval: tuple[float, float] | None
+    per_segment: dict
+    noise_samples: int = 0
+    candidate_failures: int = 0
+    mean_score: float | None = None
+    latency_difference_ms: dict | None = None
+    latency_ratio: float | None = None
+    cost_difference: dict | None = None
+    cost_ratio: float | None = None
+    shadow_cost: float = 0.0
+    verdict: str = "pending"
+    worst: tuple[int, ...] = ()
+
+    def as_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self) | {"interval": list(self.interval) if self.interval else None, "worst": list(self.worst)}
+
+
+_PAIR_FIELDS = ("disagree", "score", "noise_disagree", "segment", "candidate_latency_ms",
+                "sample__baseline_latency_ms", "candidate_cost", "sample__baseline_cost", "candidate_ok",
+                "rerun_cost")
+
+
+def _shadow_verdict(plan: MigrationPlan, comparisons: int, interval: tuple[float, float] | None) -> str:
+    if comparisons < plan.shadow_min_comparisons or interval is None:
+        return "pending"
+    if interval[1] <= plan.shadow_max_disagreement:
+        return "pass"
+    if interval[0] > plan.shadow_max_disagreement:
+        return "fail"
+    return "pending"
+
+
+def shadow_summary(*, plan: MigrationPlan, since: datetime | None = None, worst: int = 10) -> ShadowSummary:
+    from .domain.comparisons import DEFAULT_TAU, Pair, paired_report
+    from .models import ShadowComparison
+
+    rows = ShadowComparison.objects.filter(plan=plan)
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    pairs, failures, spend = [], 0, 0.0
+    for (disagree, score, noise, segment, lat_c, lat_b, cost_c, cost_b, ok, rerun_cost) in rows.values_list(
+            *_PAIR_FIELDS).iterator(chunk_size=5000):
+        failures += not ok
+        spend += cost_c + rerun_cost
+        pairs.append(Pair(disagree=disagree, score=score, noise_disagree=noise, segment=segment,
+                          latency_candidate_ms=lat_c if ok else None, latency_baseline_ms=lat_b,
+                          cost_candidate=cost_c if ok else None, cost_baseline=cost_b))
+    tau = max(plan.shadow_max_disagreement, DEFAULT_TAU / 5)
+    report = paired_report(pairs, tau=tau)
+    overall = report.overall
+    worst_ids = tuple(rows.order_by("score", "-created_at").values_list("pk", flat=True)[:worst])
+    return ShadowSummary(
+        comparisons=overall.comparisons, noise_samples=overall.noise_samples,
+        noise_floor=overall.noise_floor.value, disagreement=overall.disagreement.value,
+        disagreement_above_noise=overall.above_noise.value, interval=overall.above_noise.interval,
+        per_segment={name: seg.as_dict() for name, seg in report.per_segment.items()},
+        candidate_failures=failures, mean_score=report.score.value,
+        latency_difference_ms=report.latency_difference_ms.as_dict(), latency_ratio=report.latency_ratio,
+        cost_difference=report.cost_difference.as_dict(), cost_ratio=report.cost_ratio, shadow_cost=round(spend, 9),
+        verdict=_shadow_verdict(plan, overall.comparisons, overall.above_noise.interval), worst=worst_ids,
+    )
+
+
+def shadow_comparisons(*, plan: MigrationPlan, segment: str | None = None, max_score: float | None = None,
+                       min_score: float | None = None, disagree: bool | None = None):
+    from .models import ShadowComparison
+
+    rows = ShadowComparison.objects.filter(plan=plan).select_related("sample", "plan__candidate")
+    if segment is not None:
+        rows = rows.filter(segment=segment)
+    if max_score is not None:
+        rows = rows.filter(score__lte=max_score)
+    if min_score is not None:
+        rows = rows.filter(score__gte=min_score)
+    if disagree is not None:
+        rows = rows.filter(disagree=disagree)
+    return rows.order_by("score", "-created_at", "-id")

@@ -54,3 +54,39 @@ def notification_send(self, notification_id: int) -> None:
         countdown = (failed.retry_after if failed.retry_after is not None
                      else random.uniform(0, min(60, 2 ** failed.attempts)))
         raise self.retry(countdown=countdown, max_retries=self.request.retries + 1) from None
+
+
+@shared_task(name="migrations_app.tasks.rollout_tick", ignore_result=True)
+def rollout_tick() -> int:
+    from .services.rollout import rollout_tick as tick
+
+    return len(tick())
+
+
+@shared_task(name="migrations_app.tasks.shadow_compare", bind=True, max_retries=8, acks_late=True,
+             ignore_result=True)
+def shadow_compare(self, sample_id: int) -> None:
+    """Ask the candidate (and maybe the baseline again) for one shadow sample and store the comparison once."""
+    import random
+
+    from .services.shadow import ShadowRetry
+    from .services.shadow import shadow_compare as compare
+
+    try:
+        compare(sample_id=sample_id)
+    except ShadowRetry as retry:
+        raise self.retry(countdown=retry.countdown + random.uniform(0, 1)) from None
+
+
+@shared_task(name="migrations_app.tasks.evaluation_run_execute", acks_late=True, ignore_result=True)
+def evaluation_run_execute(run_id: int) -> None:
+    from .services.evaluation import evaluation_run_execute as execute
+
+    execute(run_id=run_id)
+
+
+@shared_task(name="migrations_app.tasks.evaluation_schedules_tick", ignore_result=True)
+def evaluation_schedules_tick() -> int:
+    from .services.evaluation import evaluation_schedules_tick as tick
+
+    return len(tick())

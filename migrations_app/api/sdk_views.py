@@ -111,3 +111,18 @@ class SDKFeedbackView(_SDKWriteView):
         except BatchInvalid as invalid:
             raise ValidationError(invalid.errors) from invalid
         return self._accepted(result)
+
+
+class SDKShadowView(_SDKWriteView):
+    """A mirrored request and the baseline's answer; the worker asks the candidate and stores the comparison."""
+
+    @extend_schema(summary="Submit a shadow sample (idempotent on request_id)", request=OpenApiTypes.OBJECT,
+                   responses=_INGEST_RESPONSES)
+    def post(self, request):
+        from ..services.shadow import shadow_sample_ingest
+
+        try:
+            result = shadow_sample_ingest(environment_id=request.user.environment_id, payload=_json_body(request))
+        except BatchInvalid as invalid:
+            raise ValidationError(invalid.errors) from invalid
+        return Response({"accepted": result.accepted, "duplicate": result.duplicate}, status=202)

@@ -26,7 +26,8 @@ class ModelEndpointSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelEndpoint
         fields = ["name", "provider", "model", "base_url", "api_key_env", "input_price_per_mtok",
-                  "output_price_per_mtok", "context_window", "default_params", "created_at", "updated_at"]
+                  "output_price_per_mtok", "context_window", "requests_per_minute", "default_params", "created_at",
+                  "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 
     def validate_api_key_env(self, value: str) -> str:
@@ -62,6 +63,9 @@ class StepSerializer(serializers.Serializer):
     min_hold_seconds = serializers.IntegerField(min_value=0, default=0)
     min_samples = serializers.IntegerField(min_value=0, default=0)
     needs_approval = serializers.BooleanField(default=False)
+    monitor = serializers.ChoiceField(choices=["", "closely", "normal"], default="",
+                                      help_text="blank: closely up to 25 %, normally above")
+    deadline_seconds = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
 
 
 class RuleSerializer(serializers.Serializer):
@@ -134,6 +138,8 @@ class StepOutputSerializer(serializers.Serializer):
     min_hold_seconds = serializers.IntegerField()
     min_samples = serializers.IntegerField()
     needs_approval = serializers.BooleanField()
+    monitor = serializers.CharField()
+    deadline_seconds = serializers.IntegerField(allow_null=True)
 
 
 class RuleOutputSerializer(RuleSerializer):
@@ -205,3 +211,97 @@ class AlertSerializer(serializers.ModelSerializer):
         fields = ["id", "plan", "name", "severity", "action", "state", "dedup_key", "summary", "metric", "observed",
                   "baseline", "evidence", "first_seen", "last_seen", "resolved_at"]
         read_only_fields = fields
+
+
+# --- evaluation and shadow -------------------------------------------------------------------------------------
+
+
+class ShadowComparisonSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    request_id = serializers.UUIDField(source="sample.request_id")
+    segment = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    request = serializers.JSONField(source="sample.request")
+    baseline_text = serializers.CharField(source="sample.baseline_text")
+    baseline_latency_ms = serializers.FloatField(source="sample.baseline_latency_ms", allow_null=True)
+    baseline_cost = serializers.FloatField(source="sample.baseline_cost")
+    candidate_ok = serializers.BooleanField()
+    candidate_error = serializers.CharField()
+    candidate_text = serializers.CharField()
+    candidate_latency_ms = serializers.FloatField(allow_null=True)
+    candidate_cost = serializers.FloatField()
+    rerun_text = serializers.CharField(allow_null=True)
+    comparator = serializers.CharField()
+    score = serializers.FloatField()
+    disagree = serializers.BooleanField()
+    noise_score = serializers.FloatField(allow_null=True)
+    noise_disagree = serializers.BooleanField(allow_null=True)
+    scores = serializers.JSONField()
+
+
+class PlanQualitySettingsSerializer(serializers.Serializer):
+    requires_evaluation_pass = serializers.BooleanField(required=False)
+    min_accuracy = serializers.FloatField(required=False, min_value=0, max_value=1)
+    max_p95_ms = serializers.FloatField(required=False, min_value=0)
+    max_cost_per_request = serializers.FloatField(required=False, min_value=0)
+    shadow_comparator = serializers.ChoiceField(required=False, choices=["token_f1", "normalised", "exact",
+                                                                         "json_equal", "length_ratio"])
+    shadow_agreement_threshold = serializers.FloatField(required=False, min_value=0, max_value=1)
+    shadow_max_disagreement = serializers.FloatField(required=False, min_value=0, max_value=1)
+    shadow_min_comparisons = serializers.IntegerField(required=False, min_value=0)
+    noise_floor_fraction = serializers.FloatField(required=False, min_value=0, max_value=1)
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class EvaluationDatasetSerializer(serializers.Serializer):
+    name = serializers.SlugField()
+    description = serializers.CharField(allow_blank=True)
+    cases = serializers.IntegerField(source="case_count", read_only=True)
+    created_by = serializers.CharField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class DatasetImportSerializer(serializers.Serializer):
+    name = serializers.SlugField(max_length=100)
+    format = serializers.ChoiceField(choices=["jsonl", "csv"])
+    content = serializers.CharField(required=False, trim_whitespace=False,
+                                    help_text="The file's text (or upload it as `file`, multipart).")
+    file = serializers.FileField(required=False)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    replace = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs):
+        if not attrs.get("content") and not attrs.get("file"):
+            raise serializers.ValidationError({"content": "give the file's text as content, or upload file"})
+        return attrs
+
+
+class EvaluationRunInputSerializer(serializers.Serializer):
+    dataset = serializers.SlugField()
+    plan = serializers.SlugField(required=False)
+    baseline = serializers.SlugField(required=False, help_text="an endpoint's name; default: the plan's")
+    candidate = serializers.SlugField(required=False, help_text="an endpoint's name; default: the plan's")
+    repetitions = serializers.IntegerField(min_value=1, max_value=20, default=3)
+    comparator = serializers.ChoiceField(choices=["normalised", "exact", "token_f1", "json_equal"],
+                                         default="normalised")
+    accuracy_threshold = serializers.FloatField(min_value=0, max_value=1, default=0.8)
+
+
+class EvaluationRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    plan = serializers.CharField(source="plan.key", allow_null=True, default=None)
+    dataset = serializers.CharField(source="dataset.name")
+    baseline = serializers.CharField(source="baseline.name")
+    candidate = serializers.CharField(source="candidate.name")
+    repetitions = serializers.IntegerField()
+    comparator = serializers.CharField()
+    state = serializers.CharField()
+    passed = serializers.BooleanField(allow_null=True)
+    cost_total = serializers.FloatField()
+    criteria = serializers.JSONField()
+    report = serializers.JSONField()
+    error = serializers.CharField()
+    created_by = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)

@@ -2,6 +2,7 @@
 
 from django.db import IntegrityError
 from django.db.models import Prefetch
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -22,6 +23,7 @@ from ..models import (
     RolloutStep,
     SDKKey,
 )
+from ..postmortem import postmortem_markdown
 from ..services import endpoints as endpoint_services
 from ..services import plans as plan_services
 from ..services import sdk_keys as sdk_key_services
@@ -113,6 +115,15 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def report(self, request, key=None):
         return Response(selectors.plan_report(plan=self.get_object(), now=timezone.now()))
 
+    @extend_schema(responses={(200, "text/markdown"): OpenApiTypes.STR},
+                   summary="The migration's postmortem as a Markdown document")
+    @action(detail=True, methods=["get"])
+    def postmortem(self, request, key=None):
+        plan = self.get_object()
+        response = HttpResponse(postmortem_markdown(plan=plan), content_type="text/markdown; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="postmortem-{plan.key}.md"'
+        return response
+
     start = _action_view(Action.START)
     pause = _action_view(Action.PAUSE)
     resume = _action_view(Action.RESUME)
@@ -184,3 +195,161 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if state := self.request.query_params.get("state"):
             alerts = alerts.filter(state=state)
         return alerts
+
+
+# --- evaluation and shadow ----------------------------------------------------------------------------------
+
+import json as _json  # noqa: E402
+
+from django.db.models import Count  # noqa: E402
+from django.http import StreamingHttpResponse  # noqa: E402
+from django.shortcuts import get_object_or_404  # noqa: E402
+from rest_framework.pagination import LimitOffsetPagination  # noqa: E402
+from rest_framework.views import APIView  # noqa: E402
+
+from ..models import EvaluationDataset, EvaluationRun  # noqa: E402
+from ..services import evaluation as evaluation_services  # noqa: E402
+from ..services.shadow import shadow_export_rows  # noqa: E402
+
+
+def _float_param(request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return float(raw)
+    except ValueError as error:
+        raise ValidationError({name: ["must be a number"]}) from error
+
+
+def _comparisons_for(request, key: str):
+    plan = get_object_or_404(MigrationPlan, key=key)
+    disagree = request.query_params.get("disagree")
+    return plan, selectors.shadow_comparisons(
+        plan=plan, segment=request.query_params.get("segment"), max_score=_float_param(request, "max_score"),
+        min_score=_float_param(request, "min_score"),
+        disagree=None if disagree in (None, "") else disagree.lower() in ("1", "true", "yes"))
+
+
+_COMPARISON_FILTERS = [
+    OpenApiParameter("segment", str, description="only this segment"),
+    OpenApiParameter("max_score", float, description="only comparisons scoring at most this (the worst first)"),
+    OpenApiParameter("min_score", float, description="only comparisons scoring at least this"),
+    OpenApiParameter("disagree", bool, description="only disagreements (true) or agreements (false)"),
+]
+
+
+class PlanComparisonsView(APIView):
+    """A plan's shadow comparisons, worst first."""
+
+    @extend_schema(parameters=_COMPARISON_FILTERS, responses={200: s.ShadowComparisonSerializer(many=True)})
+    def get(self, request, key: str):
+        _, rows = _comparisons_for(request, key)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(s.ShadowComparisonSerializer(page, many=True).data)
+
+
+class PlanComparisonsExportView(APIView):
+    """Every matching comparison as JSON lines: the request, both answers, the scores."""
+
+    @extend_schema(parameters=_COMPARISON_FILTERS, responses={(200, "application/x-ndjson"): OpenApiTypes.STR})
+    def get(self, request, key: str):
+        plan, rows = _comparisons_for(request, key)
+        lines = (_json.dumps(row, default=str) + "\n" for row in shadow_export_rows(rows.iterator(chunk_size=500)))
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+        response["Content-Disposition"] = f'attachment; filename="{plan.key}-comparisons.jsonl"'
+        return response
+
+
+class PlanShadowSummaryView(APIView):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, parameters=[
+        OpenApiParameter("since", str, description="only comparisons from this ISO time on")],
+        summary="Shadow evidence: disagreement above the noise floor with its interval, paired latency and cost "
+                "differences, per segment; and the evaluation gate")
+    def get(self, request, key: str):
+        from django.utils.dateparse import parse_datetime
+
+        plan = get_object_or_404(MigrationPlan, key=key)
+        since = parse_datetime(request.query_params["since"]) if request.query_params.get("since") else None
+        summary = selectors.shadow_summary(plan=plan, since=since)
+        return Response(summary.as_dict() | {"evaluation_gate": selectors.evaluation_gate(plan=plan)})
+
+
+class PlanQualitySettingsView(APIView):
+    @extend_schema(request=s.PlanQualitySettingsSerializer, responses={200: s.PlanQualitySettingsSerializer},
+                   summary="Set the plan's success criteria and shadow thresholds")
+    def post(self, request, key: str):
+        plan = get_object_or_404(MigrationPlan, key=key)
+        payload = s.PlanQualitySettingsSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        fields = dict(payload.validated_data)
+        reason = fields.pop("reason", "")
+        plan = evaluation_services.plan_quality_settings_update(actor=actor_of(request), plan=plan, reason=reason,
+                                                                **fields)
+        return Response({name: getattr(plan, name) for name in evaluation_services.PLAN_QUALITY_FIELDS})
+
+
+class EvaluationDatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Evaluation datasets; cases come in through POST /evaluation-datasets/import/ (JSONL or CSV)."""
+
+    serializer_class = s.EvaluationDatasetSerializer
+    lookup_field = "name"
+
+    def get_queryset(self):
+        return EvaluationDataset.objects.annotate(case_count=Count("cases"))
+
+    @extend_schema(request=s.DatasetImportSerializer, responses={201: s.EvaluationDatasetSerializer})
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_cases(self, request):
+        payload = s.DatasetImportSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        content = data["file"].read() if data.get("file") else data["content"]
+        try:
+            dataset, count = evaluation_services.dataset_import(
+                actor=actor_of(request), name=data["name"], content=content, fmt=data["format"],
+                description=data["description"], replace=data["replace"])
+        except evaluation_services.DatasetInvalid as invalid:
+            raise ValidationError(invalid.errors) from invalid
+        body = s.EvaluationDatasetSerializer(self.get_queryset().get(pk=dataset.pk)).data | {"imported": count}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class EvaluationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Evaluation runs with their reports; POST queues one (the worker runs it)."""
+
+    serializer_class = s.EvaluationRunSerializer
+
+    def get_queryset(self):
+        runs = EvaluationRun.objects.select_related("plan", "dataset", "baseline", "candidate")
+        if plan_key := self.request.query_params.get("plan"):
+            runs = runs.filter(plan__key=plan_key)
+        return runs
+
+    @extend_schema(request=s.EvaluationRunInputSerializer, responses={201: s.EvaluationRunSerializer})
+    def create(self, request):
+        payload = s.EvaluationRunInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = dict(payload.validated_data)
+        errors = {}
+        dataset = EvaluationDataset.objects.filter(name=data.pop("dataset")).first()
+        if dataset is None:
+            errors["dataset"] = ["no such dataset"]
+        plan = None
+        if plan_key := data.pop("plan", None):
+            plan = MigrationPlan.objects.filter(key=plan_key).first()
+            if plan is None:
+                errors["plan"] = ["no such plan"]
+        for arm in ("baseline", "candidate"):
+            if arm in data:
+                data[arm] = ModelEndpoint.objects.filter(name=data[arm]).first()
+                if data[arm] is None:
+                    errors[arm] = ["no such endpoint"]
+            elif plan is None and "plan" not in errors:
+                errors[arm] = ["required without a plan"]
+        if errors:
+            raise ValidationError(errors)
+        run = evaluation_services.evaluation_run_create(actor=actor_of(request), dataset=dataset, plan=plan, **data)
+        return Response(s.EvaluationRunSerializer(self.get_queryset().get(pk=run.pk)).data,
+                        status=status.HTTP_201_CREATED)

@@ -14,7 +14,7 @@ from .config_cache import plan_config_bump
 # What the audit trail shows of an endpoint: everything but timestamps (it holds no secret, only the
 # name of the key's environment variable).
 _AUDITED_FIELDS = ("name", "provider", "model", "base_url", "api_key_env", "input_price_per_mtok",
-                   "output_price_per_mtok", "context_window", "default_params")
+                   "output_price_per_mtok", "context_window", "requests_per_minute", "default_params")
 
 
 def _audited(endpoint: ModelEndpoint) -> dict[str, Any]:

@@ -13,12 +13,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from .. import selectors
 from ..domain.health import Status, Verdict, alpha_for, evaluate_rule
 from ..domain.lifecycle import Action, IllegalTransition, State
 from ..domain.rules import Comparison, Metric, RuleAction
+from ..domain.schedule import MonitorLevel, monitor_level
 from ..models import Alert, AlertState, HealthRule, MigrationPlan, RuleStatus
 from .alerts import alert_fire_for_rule, alert_resolve
 from .plans import plan_act
@@ -39,9 +41,13 @@ def health_tick(*, now: datetime | None = None) -> int:
     """Check every watched plan; returns how many were checked."""
     now = now or timezone.now()
     checked = 0
-    plan_ids = MigrationPlan.objects.filter(state__in=WATCHED_STATES).values_list("id", flat=True)
-    for plan_id in plan_ids:
-        checked += plan_health_check(plan_id=plan_id, now=now) is not None
+    normal_due = now - timedelta(seconds=settings.CUTOVER_HEALTH_NORMAL_INTERVAL_SECONDS)
+    for plan in MigrationPlan.objects.filter(state__in=WATCHED_STATES):
+        # Closely watched steps are checked on every tick, the others at the normal interval.
+        last = RuleStatus.objects.filter(rule__plan=plan).aggregate(last=Min("evaluated_at"))["last"]
+        if plan_monitor_level(plan) is MonitorLevel.NORMAL and last is not None and last > normal_due:
+            continue
+        checked += plan_health_check(plan_id=plan.pk, now=now) is not None
     return checked
 
 
@@ -66,6 +72,7 @@ def plan_health_check(*, plan_id: int, now: datetime) -> list[RuleOutcome] | Non
             return None
         if plan.state == State.PAUSED and plan.paused_from not in (State.ROLLING_OUT, State.OPTIMIZING):
             return None
+        closely = plan_monitor_level(plan) is MonitorLevel.CLOSELY
         outcomes, rollback_because = [], None
         for rule, verdict in plan_rule_verdicts(plan=plan, now=now):
             status = _remember(rule, verdict, now)
@@ -73,8 +80,10 @@ def plan_health_check(*, plan_id: int, now: datetime) -> list[RuleOutcome] | Non
                 now - status.breached_since >= timedelta(seconds=rule.sustained_seconds))
             outcomes.append(RuleOutcome(rule.pk, verdict, sustained))
             if sustained:
-                alert_fire_for_rule(plan=plan, rule=rule, verdict=verdict, now=now)
-                if rule.action == RuleAction.ROLLBACK and rollback_because is None:
+                # One rollback, one page: the first rule that rolls back explains it; others alert as usual.
+                rolls_back = rollback_because is None and (rule.action == RuleAction.ROLLBACK or closely)
+                alert_fire_for_rule(plan=plan, rule=rule, verdict=verdict, now=now, rolls_back=rolls_back)
+                if rolls_back:
                     rollback_because = verdict
             elif status.clear_since is not None and now - status.clear_since >= _clear_for(rule):
                 for alert in Alert.objects.filter(plan=plan, rule=rule, state=AlertState.FIRING):
@@ -85,6 +94,15 @@ def plan_health_check(*, plan_id: int, now: datetime) -> list[RuleOutcome] | Non
                          reason=f"automatic rollback: {rollback_because.summary}",
                          evidence=rollback_because.as_dict(), page_on_rollback=False)
     return outcomes
+
+
+def plan_monitor_level(plan: MigrationPlan) -> MonitorLevel:
+    """How closely the plan's current step is watched (the playbook: closely at 5 % and 25 %)."""
+    step_index = plan.current_step_index
+    if plan.state == State.PAUSED or step_index is None:
+        return MonitorLevel.NORMAL
+    step = plan.steps.filter(order=step_index).first()
+    return monitor_level(step.percent, step.monitor) if step else MonitorLevel.NORMAL
 
 
 def _clear_for(rule: HealthRule) -> timedelta:

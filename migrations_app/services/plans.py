@@ -15,7 +15,7 @@ from django.utils import timezone
 from ..domain import playbook
 from ..domain.lifecycle import Action, IllegalTransition, Position, State, transition
 from ..models import Environment, HealthRule, MigrationPlan, ModelEndpoint, RolloutStep
-from .alerts import alert_fire_for_rollback, alerts_resolve_rollback
+from .alerts import alert_fire_for_rollback, alerts_resolve_plan_level
 from .audit import audit_record
 from .config_cache import plan_config_bump
 
@@ -46,6 +46,8 @@ class StepSpec:
     min_hold_seconds: int = 0
     min_samples: int = 0
     needs_approval: bool = False
+    monitor: str = ""  # blank: the playbook's default by percent
+    deadline_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -158,8 +160,8 @@ def plan_act(*, actor: str, plan_key: str, action: Action | str, reason: str = "
                      reason=reason)
         if action is Action.ROLLBACK and page_on_rollback:
             alert_fire_for_rollback(plan=plan, actor=actor, reason=reason)
-        if action in (Action.RETRY, Action.ABORT):
-            alerts_resolve_rollback(plan=plan)
+        if action in (Action.RESUME, Action.RETRY, Action.ABORT):
+            alerts_resolve_plan_level(plan=plan)
     return plan
 
 
@@ -189,7 +191,7 @@ def plan_summary(plan: MigrationPlan) -> dict[str, Any]:
         "candidate": plan.candidate.name,
         "steps": [
             {"percent": s.percent, "min_hold_seconds": s.min_hold_seconds, "min_samples": s.min_samples,
-             "needs_approval": s.needs_approval}
+             "needs_approval": s.needs_approval, "monitor": s.monitor, "deadline_seconds": s.deadline_seconds}
             for s in plan.steps.order_by("order")
         ],
         "rules": [

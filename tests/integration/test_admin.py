@@ -49,7 +49,7 @@ def formset_data(prefix: str, rows: list[dict], initial: int = 0) -> dict:
         for name, value in row.items():
             if value is False:  # an unticked checkbox is absent from a browser's POST
                 continue
-            data[f"{prefix}-{index}-{name}"] = "on" if value is True else str(value)
+            data[f"{prefix}-{index}-{name}"] = "on" if value is True else "" if value is None else str(value)
     return data
 
 

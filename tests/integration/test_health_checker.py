@@ -10,16 +10,20 @@ from migrations_app.domain.lifecycle import State
 from migrations_app.models import Alert, AuditEvent, MigrationPlan, RuleStatus
 from migrations_app.services.health import health_tick, plan_health_check
 from migrations_app.services.ingest import events_ingest
-from migrations_app.services.plans import RuleSpec, plan_act
+from migrations_app.services.plans import RuleSpec, StepSpec, plan_act
 from tests import factories
 from tests.support.streams import batches, request_events
 
 pytestmark = pytest.mark.django_db
 
 
-def rolling_plan(*rules: RuleSpec) -> MigrationPlan:
-    """A plan at its first rollout step, entered ten minutes ago (so events can be stamped in its past)."""
-    plan = factories.make_plan(rules=list(rules))
+NORMALLY_WATCHED = [StepSpec(percent=50, monitor="normal"), StepSpec(percent=100)]
+
+
+def rolling_plan(*rules: RuleSpec, steps: list[StepSpec] | None = None) -> MigrationPlan:
+    """A plan at its first rollout step (by default the playbook's 5 %, watched closely), entered ten
+    minutes ago (so events can be stamped in its past)."""
+    plan = factories.make_plan(rules=list(rules), steps=steps)
     for action in ("start", "advance", "advance"):
         plan_act(actor="test", plan_key=plan.key, action=action)
     MigrationPlan.objects.filter(pk=plan.pk).update(step_started_at=timezone.now() - timedelta(minutes=10))
@@ -75,7 +79,7 @@ def test_no_data_at_all__verdict_not_enough_data_never_healthy():
 
 
 def test_alert__sustained_window__fires_only_after_the_breach_lasted_that_long():
-    plan = rolling_plan(ERROR_ALERT)
+    plan = rolling_plan(ERROR_ALERT, steps=NORMALLY_WATCHED)
     report(plan, "baseline", 12000, seed=5, error_rate=0.01)
     report(plan, "candidate", 12000, seed=6, error_rate=0.03)
     start = timezone.now()
@@ -87,12 +91,25 @@ def test_alert__sustained_window__fires_only_after_the_breach_lasted_that_long()
     alert = Alert.objects.get()
     assert (alert.name, alert.state, alert.severity) == ("ERROR_RATE_HIGH", "firing", "warning")
     plan.refresh_from_db()
-    assert plan.state == State.ROLLING_OUT  # an alert rule only alerts
+    assert plan.state == State.ROLLING_OUT  # an alert rule only alerts on a normally watched step
+
+
+def test_closely_watched_step__alert_rule_breached__rolls_back_and_pages_as_critical():
+    plan = rolling_plan(ERROR_ALERT)  # 5 %: the playbook watches it closely
+    report(plan, "baseline", 12000, seed=5, error_rate=0.01)
+    report(plan, "candidate", 12000, seed=6, error_rate=0.03)
+    start = timezone.now()
+    plan_health_check(plan_id=plan.pk, now=start)
+    plan_health_check(plan_id=plan.pk, now=start + timedelta(seconds=61))
+    plan.refresh_from_db()
+    assert plan.state == State.ROLLED_BACK
+    alert = Alert.objects.get()
+    assert (alert.name, alert.severity, alert.action) == ("ERROR_RATE_HIGH", "critical", "rollback")
 
 
 def test_alert__rule_clears__resolved_only_after_staying_clear(settings):
     settings.CUTOVER_ALERT_MIN_CLEAR_SECONDS = 120
-    plan = rolling_plan(ERROR_ALERT)
+    plan = rolling_plan(ERROR_ALERT, steps=NORMALLY_WATCHED)
     report(plan, "baseline", 12000, seed=7, error_rate=0.01)
     report(plan, "candidate", 12000, seed=8, error_rate=0.03)
     start = timezone.now()
@@ -111,7 +128,8 @@ def test_alert__rule_clears__resolved_only_after_staying_clear(settings):
     assert alert.state == "resolved" and alert.resolved_at is not None
 
 
-def test_identical_arms__checked_after_every_batch__never_breached():
+def test_identical_arms__checked_after_every_batch__never_breached(settings):
+    settings.CUTOVER_HEALTH_NORMAL_INTERVAL_SECONDS = 0
     plan = rolling_plan(ERROR_ROLLBACK, ERROR_ALERT)
     rng_seed = 100
     for round_ in range(20):

@@ -1,9 +1,11 @@
 """POST /api/v1/sdk/events and /feedback: whole-batch validation, idempotency, rollups."""
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from migrations_app.domain.histogram import quantile
@@ -53,6 +55,39 @@ def test_events__same_batch_twice__counted_once(sdk):
     assert post_events(sdk, batch).json() == {"accepted": 0, "duplicate": 2}
     assert RequestEvent.objects.count() == 2
     assert sum(MetricRollup.objects.values_list("requests", flat=True)) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events__same_batch_posted_by_two_clients_at_once__counted_once():
+    plan = factories.make_plan()
+    plan_act(actor="test", plan_key=plan.key, action="start")
+    secret = factories.make_sdk_key("prod")
+    earlier = (NOW - timedelta(minutes=2)).isoformat()
+    for _ in range(3):
+        batch = [event() for _ in range(150)] + [event(arm="baseline", ts=earlier) for _ in range(50)]
+        barrier, answers = threading.Barrier(2), []
+
+        def post(batch=batch, barrier=barrier, answers=answers):
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+            try:
+                barrier.wait(timeout=10)
+                response = post_events(client, batch)
+                answers.append((response.status_code, response.json()))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=post) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert [status for status, _ in answers] == [202, 202]
+        assert sorted(answer["accepted"] for _, answer in answers) == [0, 200]
+        assert sum(answer["duplicate"] for _, answer in answers) == 200
+    assert RequestEvent.objects.count() == 600
+    assert sum(MetricRollup.objects.values_list("requests", flat=True)) == 600
+    assert MetricRollup.objects.count() == 2
 
 
 def test_events__one_bad_event__400_naming_each_bad_field_and_nothing_stored(sdk):

@@ -75,7 +75,7 @@ def test_create_plan__interfaces_example_with_steps_and_rules__stored_as_given(o
     )
     plan = ops_client.post("/api/v1/plans/", body, format="json").json()
     assert plan["steps"] == [{"order": 0, "percent": 5.0, "min_hold_seconds": 604800, "min_samples": 500,
-                              "needs_approval": False}]
+                              "needs_approval": False, "monitor": "", "deadline_seconds": None}]
     assert len(plan["rules"]) == 1 and plan["rules"][0]["severity"] == "critical"
 
 
