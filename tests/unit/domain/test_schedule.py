@@ -3,8 +3,8 @@
 from dataclasses import replace
 
 from migrations_app.domain.schedule import (
-    Move,
     MonitorLevel,
+    Move,
     ShadowFacts,
     StepFacts,
     evaluation_decision,
