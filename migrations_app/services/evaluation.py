@@ -215,7 +215,7 @@ def _execute_one(run: EvaluationRun, work: _Work, semaphores: dict[str, threadin
     with semaphores[spec.provider.value]:
         try:
             outcome = offline_call(spec, chat_request(case.messages, case.params), adapter=adapter,
-                                   max_wait=settings.CUTOVER_OFFLINE_MAX_WAIT_SECONDS * 6)
+                                   task=case.params.get("task"), max_wait=settings.CUTOVER_OFFLINE_MAX_WAIT_SECONDS * 6)
         except RateLimited as limited:
             return EvaluationResult(run=run, case=case, arm=work.arm, repetition=work.repetition, ok=False,
                                     error_type="rate_limited_locally", reason=str(limited))

@@ -32,7 +32,7 @@ from ..models import MigrationPlan, ShadowComparison, ShadowSample
 from .rate_limit import RateLimited, rate_limit_acquire
 
 ROLES = ("system", "user", "assistant")
-PARAMS = ("system", "max_tokens", "temperature", "stop", "response_format")
+PARAMS = ("system", "max_tokens", "temperature", "stop", "response_format", "task")  # task: for prompt adapters
 LEASE_SECONDS = 120
 MAX_ATTEMPTS = 4
 # One retry inside a call; a task that still fails is retried by Celery later, with backoff.
@@ -83,8 +83,9 @@ def parse_params(value: Any) -> tuple[dict[str, Any], list[str]]:
         problems.append("response_format must be text or json")
     if "stop" in params and not (isinstance(params["stop"], list) and all(isinstance(s, str) for s in params["stop"])):
         problems.append("stop must be a list of strings")
-    if "system" in params and not isinstance(params["system"], str):
-        problems.append("system must be a string")
+    for name in ("system", "task"):
+        if name in params and not isinstance(params[name], str):
+            problems.append(f"{name} must be a string")
     return params, problems
 
 
@@ -111,11 +112,11 @@ class CallOutcome:
         return self.completion is not None
 
 
-def offline_call(spec: EndpointSpec, request: ChatRequest, *, adapter: str = "",
+def offline_call(spec: EndpointSpec, request: ChatRequest, *, adapter: str = "", task: str | None = None,
                  max_wait: float | None = None) -> CallOutcome:
     """One call Cutover makes on its own account: the prompt adapter applied, a token taken from the
     provider's bucket first (RateLimited if none comes in time), provider errors returned, not raised."""
-    adapted = apply_prompt_adapter(adapter or None, request)
+    adapted = apply_prompt_adapter(adapter or None, request, task=task)
     rate_limit_acquire(provider=spec.provider.value, max_wait=max_wait)
     try:
         return CallOutcome(complete(spec, adapted, retry_policy=OFFLINE_RETRY_POLICY))
@@ -269,10 +270,12 @@ def shadow_compare(*, sample_id: int) -> ShadowComparison | None:
     request = chat_request(messages, params)
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
+            task = params.get("task")
             candidate_future = pool.submit(offline_call, plan.candidate.spec(), request,
-                                           adapter=plan.candidate_prompt_adapter)
+                                           adapter=plan.candidate_prompt_adapter, task=task)
             rerun_future = (pool.submit(offline_call, plan.baseline.spec(), request,
-                                        adapter=plan.baseline_prompt_adapter) if sample.rerun_baseline else None)
+                                        adapter=plan.baseline_prompt_adapter, task=task)
+                            if sample.rerun_baseline else None)
             candidate = candidate_future.result()
             rerun = _rerun_result(rerun_future)
     except RateLimited as limited:

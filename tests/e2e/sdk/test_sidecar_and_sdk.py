@@ -121,8 +121,9 @@ def test_control_plane_down_or_garbage__routing_stays_on_the_last_good_config(li
                          headers={"Authorization": f"Bearer {live_plan.sdk_key}"}).content
     users = [f"user-{i}" for i in range(200)]
     with HttpSink() as sink:
-        sink.respond_with(200, headers={"ETag": '"7"'}, body=document)
-        sink.respond_with(*[200] * 5, body=b"<html>502 bad gateway</html>")
+        close = {"Connection": "close"}  # so that once the sink stops, the client finds nothing listening
+        sink.respond_with(200, headers={"ETag": '"7"', **close}, body=document)
+        sink.respond_with(*[200] * 1000, headers=close, body=b"<html>502 bad gateway</html>")
         client = CutoverClient(sink.url, "k", report=False, mirror=False, config_wait=1,
                                config_options={"backoff_base": 0.01, "backoff_max": 0.02})
         try:
