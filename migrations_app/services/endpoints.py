@@ -37,10 +37,10 @@ def endpoint_update(*, actor: str, endpoint: ModelEndpoint, **fields: Any) -> Mo
         before = _audited(endpoint)
         for name, value in fields.items():
             setattr(endpoint, name, value)
-        endpoint.save()
         after = _audited(endpoint)
         if after == before:
             return endpoint
+        endpoint.save()
         changed_before = {k: v for k, v in before.items() if after[k] != v}
         changed_after = {k: v for k, v in after.items() if before[k] != v}
         audit_record(actor=actor, action="endpoint.updated", before=changed_before, after=changed_after)

@@ -114,13 +114,18 @@ def plan_update(*, actor: str, plan: MigrationPlan, steps: Sequence[StepSpec] | 
         plan = MigrationPlan.objects.select_for_update().get(pk=plan.pk)
         if plan.state in (State.COMPLETED, State.ABORTED):
             raise PlanNotEditable(plan.state, [], f"a {plan.state} plan cannot change")
+        before = plan_summary(plan)
+        # Restating what a plan already has is no edit (a plan file applied again, say).
+        if steps is not None and [asdict(step) for step in steps] == before["steps"]:
+            steps = None
+        unknown = set(fields) - set(EDITABLE_FIELDS) - {"baseline", "candidate"}
+        if unknown:
+            raise TypeError(f"not editable plan fields: {sorted(unknown)}")
+        fields = {name: value for name, value in fields.items() if getattr(plan, name) != value}
         draft_only = [name for name in DRAFT_ONLY_FIELDS if name in fields or (name == "steps" and steps is not None)]
         if plan.state != State.DRAFT and draft_only:
             raise PlanNotEditable(plan.state, draft_only)
-        before = plan_summary(plan)
         for name, value in fields.items():
-            if name not in EDITABLE_FIELDS + ("baseline", "candidate"):
-                raise TypeError(f"{name} is not an editable plan field")
             setattr(plan, name, value)
         if steps is not None:
             _replace_steps(plan, steps)

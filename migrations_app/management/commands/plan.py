@@ -3,7 +3,6 @@
 
 import getpass
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import yaml
@@ -104,8 +103,6 @@ class Command(BaseCommand):
             for name in ("key", "environment"):
                 fields.pop(name, None)
             before = plan_summary(plan)
-            if "steps" in fields and [asdict(step) for step in fields["steps"]] == before["steps"]:
-                fields.pop("steps")  # unchanged steps are no edit, even after the draft
             try:
                 plan = plan_update(actor=actor, plan=plan, reason="plan apply", **fields)
             except PlanNotEditable as error:
