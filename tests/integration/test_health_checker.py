@@ -12,6 +12,7 @@ from migrations_app.services.health import health_tick, plan_health_check
 from migrations_app.services.ingest import events_ingest
 from migrations_app.services.plans import RuleSpec, StepSpec, plan_act
 from tests import factories
+from tests.support.concurrency import run_at_once
 from tests.support.streams import batches, request_events
 
 pytestmark = pytest.mark.django_db
@@ -188,32 +189,12 @@ def test_report_endpoint__thin_data_with_unbounded_intervals__still_valid_json(o
 
 @pytest.mark.django_db(transaction=True)
 def test_two_checkers_at_once__one_rollback_one_alert_one_audit_event():
-    import threading
-
-    from django.db import connection
-
     plan = rolling_plan(ERROR_ROLLBACK)
     report(plan, "baseline", 12000, seed=15, error_rate=0.01)
     report(plan, "candidate", 12000, seed=16, error_rate=0.03)
-    barrier = threading.Barrier(2)
-    failures = []
 
-    def check():
-        try:
-            barrier.wait()
-            health_tick()
-        except Exception as error:  # a crash of either checker fails the test
-            failures.append(error)
-        finally:
-            connection.close()
+    run_at_once(health_tick)
 
-    checkers = [threading.Thread(target=check) for _ in range(2)]
-    for checker in checkers:
-        checker.start()
-    for checker in checkers:
-        checker.join(timeout=60)
-
-    assert not failures
     assert MigrationPlan.objects.get().state == State.ROLLED_BACK
     assert AuditEvent.objects.filter(action="plan.rollback").count() == 1
     assert Alert.objects.count() == 1

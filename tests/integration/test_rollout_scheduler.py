@@ -2,12 +2,10 @@
 
 import json
 import random
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
 
 from migrations_app.domain.lifecycle import State
 from migrations_app.models import Alert, AuditEvent, MigrationPlan, ModelEndpoint
@@ -16,6 +14,7 @@ from migrations_app.services.ingest import events_ingest
 from migrations_app.services.plans import RuleSpec, StepSpec, plan_act
 from migrations_app.services.rollout import plan_schedule, rollout_tick
 from tests import factories
+from tests.support.concurrency import run_at_once
 from tests.support.streams import batches, request_events
 
 pytestmark = pytest.mark.django_db
@@ -151,24 +150,9 @@ def test_two_schedulers_at_once__a_step_is_taken_once():
     report(plan, "baseline", 3000, 8)
     report(plan, "candidate", 3000, 9)
     now = later(plan, 61)
-    barrier = threading.Barrier(2)
-    failures = []
 
-    def tick():
-        try:
-            barrier.wait()
-            rollout_tick(now=now)
-        except Exception as error:  # either scheduler crashing fails the test
-            failures.append(error)
-        finally:
-            connection.close()
+    run_at_once(lambda: rollout_tick(now=now))
 
-    schedulers = [threading.Thread(target=tick) for _ in range(2)]
-    for scheduler in schedulers:
-        scheduler.start()
-    for scheduler in schedulers:
-        scheduler.join(timeout=60)
-    assert not failures
     assert AuditEvent.objects.filter(action="plan.advance", actor="system:scheduler").count() == 1
     assert MigrationPlan.objects.get().candidate_percent == 50
 
