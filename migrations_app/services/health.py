@@ -80,11 +80,12 @@ def plan_health_check(*, plan_id: int, now: datetime) -> list[RuleOutcome] | Non
                 now - status.breached_since >= timedelta(seconds=rule.sustained_seconds))
             outcomes.append(RuleOutcome(rule.pk, verdict, sustained))
             if sustained:
-                # One rollback, one page: the first rule that rolls back explains it; others alert as usual.
-                rolls_back = rollback_because is None and (rule.action == RuleAction.ROLLBACK or closely)
+                rolls_back = rule.action == RuleAction.ROLLBACK or closely
                 alert_fire_for_rule(plan=plan, rule=rule, verdict=verdict, now=now, rolls_back=rolls_back)
                 if rolls_back:
+                    # One rollback, one page: the first rule that rolls the plan back explains it.
                     rollback_because = verdict
+                    break
             elif status.clear_since is not None and now - status.clear_since >= _clear_for(rule):
                 for alert in Alert.objects.filter(plan=plan, rule=rule, state=AlertState.FIRING):
                     alert_resolve(alert=alert, now=now)

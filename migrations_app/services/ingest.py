@@ -128,9 +128,11 @@ def _minute(ts: datetime) -> datetime:
 
 
 def _locked_rollups(keys: set[RollupKey], plans: dict[str, MigrationPlan]) -> dict[RollupKey, MetricRollup]:
+    # New rows are inserted in one order everywhere (a set's order differs between processes), so two
+    # batches creating the same minutes cannot deadlock on the unique index.
     MetricRollup.objects.bulk_create(
         [MetricRollup(plan=plans[plan], arm=arm, minute=minute, latency_hist=[0] * BUCKET_COUNT,
-                      ttft_hist=[0] * BUCKET_COUNT) for plan, arm, minute in keys],
+                      ttft_hist=[0] * BUCKET_COUNT) for plan, arm, minute in sorted(keys)],
         ignore_conflicts=True,
     )
     matching = Q()
