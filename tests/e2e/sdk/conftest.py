@@ -1,5 +1,6 @@
 """The SDK and sidecar against the real control plane (live_server) and the provider simulator."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -58,9 +59,13 @@ def make_live_plan(live_server, simulator, *, percent=50.0, shadow_sample_rate=0
                     baseline_model=baseline.model, candidate_model=candidate.model)
 
 
+_plan_numbers = itertools.count(1)
+
+
 @pytest.fixture
 def live_plan(live_server, simulator):
-    return make_live_plan(live_server, simulator)
+    # Model names unique per test: simulator scripts changed by one test never leak into the next.
+    return make_live_plan(live_server, simulator, name=f"sdk{next(_plan_numbers)}")
 
 
 def start_sidecar_process(plan: LivePlan, tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:

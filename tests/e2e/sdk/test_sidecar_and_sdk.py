@@ -104,11 +104,16 @@ def test_rollback_via_the_api__sidecar_process_and_sdk_obey_within_one_second(li
         time.sleep(0.3)  # both are now parked in a long-poll
 
         plan_act(actor="test", plan_key=live_plan.key, action="rollback", reason="e2e")
-        sdk_took = wait_until(lambda: client.route(live_plan.key, routing_key=candidates[0]).decision.arm
-                              is Arm.BASELINE, 1.0, interval=0.005)
+        try:
+            sdk_took = wait_until(lambda: client.route(live_plan.key, routing_key=candidates[0]).decision.arm
+                                  is Arm.BASELINE, 1.0, interval=0.005)
+        except AssertionError as late:
+            raise AssertionError(f"SDK too late: {client.config.status()} polls={client.config.polls}") from late
+        version_took = wait_until(lambda: httpx.get(f"{base_url}/healthz").json()["config"]["version"]
+                                  == client.config.version, 1.0, interval=0.005)
         sidecar_took = wait_until(lambda: all(sidecar_arm(base_url, live_plan.key, u) == "baseline"
                                               for u in candidates), 1.0, interval=0.005)
-        assert sdk_took < 1.0 and sidecar_took < 1.0
+        assert sdk_took < 1.0 and version_took < 1.0 and sidecar_took < 1.0
         assert client.route(live_plan.key, routing_key=candidates[1], conversation_id="c1").decision.arm \
             is Arm.BASELINE
     finally:

@@ -5,8 +5,8 @@ import copy
 import pytest
 
 from cutover.providers.types import Provider
-from cutover.sdk.document import InvalidDocument, parse_document
 from cutover.routing import Arm
+from cutover.sdk.document import InvalidDocument, parse_document
 
 GOOD = {"environment": "prod", "version": 42, "plans": [
     {"key": "support-bot", "state": "rolling_out", "candidate_percent": 5.0, "rollback": False,

@@ -22,8 +22,8 @@ def test_bucket__vector__same_hash_and_value(case):
 def test_routing__every_vector__same_arm():
     never = lambda: pytest.fail("a keyed or 0/100 % decision must not draw a random number")  # noqa: E731
     for case in VECTORS["routing"]:
-        rand = never if case["routing_key"] is not None else (lambda: 0.999999 if case["candidate_percent"] == 0
-                                                              else 0.0)
+        draw = 0.999999 if case["candidate_percent"] == 0 else 0.0
+        rand = never if case["routing_key"] is not None else (lambda draw=draw: draw)
         decision = choose_arm(candidate_percent=case["candidate_percent"], rollback=case["rollback"],
                               salt=case["salt"], routing_key=case["routing_key"], rand=rand)
         assert decision.arm.value == case["arm"], case

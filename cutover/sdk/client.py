@@ -1,0 +1,416 @@
+"""The application-side client: route a call to the baseline or the candidate, call it, report it.
+
+    client = CutoverClient("https://cutover.internal", sdk_key=os.environ["CUTOVER_SDK_KEY"])
+    result = client.complete("support-bot", request, routing_key=user_id)
+    print(result.text, result.arm, result.fell_back)
+
+`complete` never raises a Cutover-internal error: routing, reporting and mirroring failures are logged
+and the call goes to the baseline. A candidate failure falls back to the baseline (reported as
+`fell_back`). The baseline's own provider errors (ProviderError) reach the caller as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from cutover.providers.client import CompletionStream, ModelClient
+from cutover.providers.errors import ErrorKind, ProviderError
+from cutover.providers.normalize import looks_like_refusal, normalize_output
+from cutover.providers.prompt_adapters import apply_prompt_adapter
+from cutover.providers.retry import RetryPolicy
+from cutover.providers.types import ChatRequest, Completion, EndpointSpec
+from cutover.routing import Arm, ConversationPins, Decision, Reason
+from cutover.sdk.config import ConfigClient
+from cutover.sdk.document import ArmConfig, PlanConfig
+from cutover.sdk.reporter import BackgroundSender, event_reporter, shadow_mirror
+
+logger = logging.getLogger("cutover.sdk")
+
+# Provider-layer retries on the request path are kept short: a failing candidate falls back instead.
+DEFAULT_RETRY_POLICY = RetryPolicy(max_retries=1, base_delay=0.2, max_delay=1.0, max_retry_after=2.0)
+
+
+class PlanNotConfigured(LookupError):
+    """The plan is in no config document and no baseline was given for it: there is nothing to call.
+    A configuration error of the application (like an unknown model name), raised before any call."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    plan: str
+    config: PlanConfig | None
+    decision: Decision
+    endpoint: EndpointSpec  # of the chosen arm
+    prompt_adapter: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedCompletion:
+    """What `complete` returns. `text` is the answer after the output normaliser; `completion` is the
+    provider's answer as it came; `arm` answered (after a fallback, the baseline); `chosen_arm` was routed to."""
+
+    text: str
+    completion: Completion
+    plan: str
+    arm: Arm
+    chosen_arm: Arm
+    fell_back: bool
+    format_ok: bool
+    refusal: bool
+    request_id: str
+    reason: Reason
+
+    @property
+    def model(self) -> str:
+        return self.completion.model
+
+
+class CutoverClient:
+    """Routes, calls and reports. Thread-safe; make one per process and `close()` it at exit (it flushes).
+
+    control_plane/sdk_key: where to poll and report (None: no control plane — bootstrap file or
+    `baselines` only). `baselines`: the endpoint per plan key to call while no document knows the plan.
+    """
+
+    def __init__(self, control_plane: str | None, sdk_key: str = "", *, bootstrap_file: str | None = None,
+                 baselines: Mapping[str, EndpointSpec] | None = None, config_wait: float = 30.0,
+                 report: bool = True, mirror: bool = True, retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+                 max_conversations: int = 100_000, event_queue_size: int = 10_000, event_batch_size: int = 100,
+                 flush_interval: float = 1.0, max_workers: int = 32, start: bool = True,
+                 config_options: Mapping[str, Any] | None = None, rand: Callable[[], float] = random.random) -> None:
+        self._models: dict[EndpointSpec, ModelClient] = {}
+        self.retry_policy = retry_policy
+        self.config = ConfigClient(control_plane or "http://invalid.", sdk_key, bootstrap_file=bootstrap_file,
+                                   wait=config_wait, on_change=self._warm_up, **dict(config_options or {}))
+        self.baselines = dict(baselines or {})
+        self.pins = ConversationPins(max_conversations)
+        self._rand = rand
+        self.reporter: BackgroundSender | None = None
+        self.mirror: BackgroundSender | None = None
+        if control_plane and report:
+            self.reporter = event_reporter(control_plane, sdk_key, max_queue=event_queue_size,
+                                           batch_size=event_batch_size, flush_interval=flush_interval)
+        if control_plane and mirror:
+            self.mirror = shadow_mirror(control_plane, sdk_key)
+        self._control_plane = control_plane
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="cutover-call")
+        if start:
+            self.start()
+
+    def start(self) -> CutoverClient:
+        if self._control_plane:
+            self.config.start()
+        for sender in (self.reporter, self.mirror):
+            if sender is not None:
+                sender.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop polling, flush events and shadow samples (up to `timeout` seconds each)."""
+        self.config.close()
+        for sender in (self.reporter, self.mirror):
+            if sender is not None:
+                sender.close(timeout)
+        self._executor.shutdown(wait=False)
+
+    def __enter__(self) -> CutoverClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- routing -------------------------------------------------------------------------------------
+
+    def route(self, plan: str, *, routing_key: str | None = None, conversation_id: str | None = None) -> Route:
+        """The arm for one request (never raises except PlanNotConfigured)."""
+        config = self.config.plan(plan)
+        if config is None:
+            endpoint = self.baselines.get(plan)
+            if endpoint is None:
+                raise PlanNotConfigured(f"plan {plan!r} is in no config document"
+                                        f" ({self.config.state.value}) and has no baseline given")
+            return Route(plan, None, Decision(Arm.BASELINE, Reason.NO_CONFIG), endpoint, None)
+        try:
+            decision = self.pins.route(plan=plan, conversation_id=conversation_id,
+                                       candidate_percent=config.candidate_percent, rollback=config.rollback,
+                                       salt=config.salt, routing_key=routing_key, rand=self._rand)
+        except Exception:  # a bug in routing must not reach the application
+            logger.exception("cutover: routing failed; using the baseline")
+            decision = Decision(Arm.BASELINE, Reason.ERROR)
+        arm = config.arm(decision.arm)
+        return Route(plan, config, decision, arm.endpoint, arm.prompt_adapter)
+
+    # --- calls ---------------------------------------------------------------------------------------
+
+    def model_client(self, endpoint: EndpointSpec) -> ModelClient:
+        client = self._models.get(endpoint)
+        if client is None:
+            client = self._models[endpoint] = ModelClient(endpoint, retry_policy=self.retry_policy)
+        return client
+
+    def _warm_up(self, document: Any) -> None:
+        """Build each endpoint's client as soon as a document names it, so that the first request routed to
+        an arm (after a rollback, say) does not pay for importing its provider's SDK. In its own thread:
+        the poller must get back to its long-poll at once."""
+        threading.Thread(target=self._build_clients, args=(document,), name="cutover-warm-up", daemon=True).start()
+
+    def _build_clients(self, document: Any) -> None:
+        for plan in document.plans.values():
+            for arm in (plan.baseline, plan.candidate):
+                try:
+                    self.model_client(arm.endpoint)
+                except Exception:
+                    logger.exception("cutover: cannot build a client for %s", arm.endpoint.model)
+
+    @staticmethod
+    def prepare(arm: ArmConfig | None, request: ChatRequest, task: str | None) -> ChatRequest:
+        """The request as the arm's prompt adapter rewrites it (unchanged if the adapter is unknown or fails)."""
+        if arm is None or arm.prompt_adapter is None:
+            return request
+        try:
+            return apply_prompt_adapter(arm.prompt_adapter, request, task=task)
+        except Exception:
+            logger.exception("cutover: prompt adapter %r failed; sending the request unchanged", arm.prompt_adapter)
+            return request
+
+    def _call(self, route: Route, arm: Arm, request: ChatRequest, task: str | None, stream: bool) -> Completion:
+        if route.config is None:
+            return self.model_client(route.endpoint).complete(request, stream=stream)
+        arm_config = route.config.arm(arm)
+        prepared = self.prepare(arm_config, request, task)
+        return self.model_client(arm_config.endpoint).complete(prepared, stream=stream)
+
+    def complete(self, plan: str, request: ChatRequest, *, routing_key: str | None = None,
+                 conversation_id: str | None = None, segment: str | None = None, task: str | None = None,
+                 safe_to_repeat: bool = True, stream: bool = False) -> RoutedCompletion:
+        """Route, call (with the arm's prompt adapter), normalise, report and maybe mirror one request.
+
+        `stream=True` streams from the provider (so time to first token is measured) and returns the whole
+        answer. Raises the baseline's ProviderError as it is; PlanNotConfigured if there is nothing to call.
+        """
+        route = self.route(plan, routing_key=routing_key, conversation_id=conversation_id)
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        chosen = route.decision.arm
+        if chosen is Arm.CANDIDATE:
+            try:
+                completion = self._call(route, Arm.CANDIDATE, request, task, stream)
+            except Exception as error:  # a provider failure or a bug on the candidate's side: fall back
+                failed_ms = (time.perf_counter() - started) * 1000
+                if not isinstance(error, ProviderError):
+                    logger.exception("cutover: the candidate call failed unexpectedly; falling back")
+                try:
+                    completion = self._call(route, Arm.BASELINE, request, task, stream)
+                except ProviderError:
+                    self._report_failure(route, request_id, Arm.CANDIDATE, error, failed_ms, segment, fell_back=True)
+                    raise
+                self._report_failure(route, request_id, Arm.CANDIDATE, error, failed_ms, segment, fell_back=True)
+                return self._result(route, request_id, request, completion, Arm.BASELINE, fell_back=True)
+        else:
+            try:
+                completion = self._call(route, Arm.BASELINE, request, task, stream)
+            except ProviderError as error:
+                self._report_failure(route, request_id, Arm.BASELINE, error,
+                                     (time.perf_counter() - started) * 1000, segment, fell_back=False)
+                raise
+        result = self._result(route, request_id, request, completion, chosen, fell_back=False)
+        self._report_success(route, result, segment)
+        if chosen is Arm.BASELINE:
+            self._maybe_mirror(route, request, completion, request_id, segment, safe_to_repeat)
+        return result
+
+    async def acomplete(self, plan: str, request: ChatRequest, **options: Any) -> RoutedCompletion:
+        """`complete` for asyncio code: the provider call runs in the client's thread pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(self.complete, plan, request, **options))
+
+    def stream(self, plan: str, request: ChatRequest, *, routing_key: str | None = None,
+               conversation_id: str | None = None, segment: str | None = None, task: str | None = None,
+               safe_to_repeat: bool = True) -> RoutedStream:
+        """Iterate for text as it arrives; `.result` once done. A candidate that fails before its first
+        text falls back to the baseline; a failure after text was delivered raises ProviderError."""
+        route = self.route(plan, routing_key=routing_key, conversation_id=conversation_id)
+        return RoutedStream(self, route, request, segment=segment, task=task, safe_to_repeat=safe_to_repeat)
+
+    # --- results, events, shadow ---------------------------------------------------------------------
+
+    def _result(self, route: Route, request_id: str, request: ChatRequest, completion: Completion, answered: Arm,
+                *, fell_back: bool) -> RoutedCompletion:
+        try:
+            normalized = normalize_output(completion.text, request.response_format)
+            text, format_ok = normalized.text, normalized.format_ok
+            refusal = looks_like_refusal(completion.text)
+        except Exception:
+            logger.exception("cutover: output normaliser failed; returning the raw text")
+            text, format_ok, refusal = completion.text, False, False
+        if completion.tool_calls and not text:
+            format_ok = True  # a tool call is an answer in the right shape
+        return RoutedCompletion(text=text, completion=completion, plan=route.plan, arm=answered,
+                                chosen_arm=route.decision.arm, fell_back=fell_back, format_ok=format_ok,
+                                refusal=refusal, request_id=request_id, reason=route.decision.reason)
+
+    def _report(self, event: dict[str, Any]) -> None:
+        if self.reporter is None:
+            return
+        try:
+            self.reporter.record(event)
+        except Exception:
+            logger.exception("cutover: could not queue an event")
+
+    def _report_success(self, route: Route, result: RoutedCompletion, segment: str | None) -> None:
+        if route.config is None:
+            return  # the control plane does not know this plan: nothing it could accept
+        completion = result.completion
+        self._report(make_event(id=result.request_id, plan=route.plan, arm=result.chosen_arm,
+                                latency_ms=completion.latency_ms, ttft_ms=completion.ttft_ms, outcome="ok",
+                                input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
+                                retries=completion.retries, fell_back=False, format_ok=result.format_ok,
+                                refusal=result.refusal, segment=segment))
+
+    def _report_failure(self, route: Route, request_id: str, arm: Arm, error: BaseException, latency_ms: float,
+                        segment: str | None, *, fell_back: bool) -> None:
+        if route.config is None:
+            return
+        kind = error.kind if isinstance(error, ProviderError) else None
+        self._report(make_event(id=request_id, plan=route.plan, arm=arm, latency_ms=latency_ms, ttft_ms=None,
+                                outcome="timeout" if kind is ErrorKind.TIMEOUT else "error",
+                                error_type=kind.value if kind else "sdk_error", input_tokens=0, output_tokens=0,
+                                retries=getattr(error, "retries", 0), fell_back=fell_back, format_ok=None,
+                                refusal=False, segment=segment))
+
+    def _maybe_mirror(self, route: Route, request: ChatRequest, completion: Completion, request_id: str,
+                      segment: str | None, safe_to_repeat: bool) -> None:
+        config = route.config
+        if self.mirror is None or config is None or config.shadow_sample_rate <= 0:
+            return
+        try:
+            if not safe_to_repeat or self._rand() >= config.shadow_sample_rate:
+                return
+            if (request.tools or completion.tool_calls) and not config.shadow_tool_calls:
+                return  # the candidate might call a side-effecting tool
+            self.mirror.record(shadow_body(route.plan, request, completion, request_id, segment))
+        except Exception:
+            logger.exception("cutover: could not queue a shadow sample")
+
+
+class RoutedStream:
+    """A streamed, routed call: iterate for the text; `result` once the iteration ended."""
+
+    def __init__(self, client: CutoverClient, route: Route, request: ChatRequest, *, segment: str | None,
+                 task: str | None, safe_to_repeat: bool) -> None:
+        self.client = client
+        self.route = route
+        self.request = request
+        self.segment = segment
+        self.task = task
+        self.safe_to_repeat = safe_to_repeat
+        self.request_id = str(uuid.uuid4())
+        self.answered: Arm = route.decision.arm
+        self.fell_back = False
+        self._result: RoutedCompletion | None = None
+
+    @property
+    def result(self) -> RoutedCompletion:
+        if self._result is None:
+            raise RuntimeError("the stream has not been read to the end yet")
+        return self._result
+
+    def _open(self, arm: Arm) -> tuple[CompletionStream, Iterator[str], str | None]:
+        """Open the arm's stream and read up to its first text (errors before that surface here)."""
+        route, client = self.route, self.client
+        if route.config is None:
+            endpoint, prepared = route.endpoint, self.request
+        else:
+            arm_config = route.config.arm(arm)
+            endpoint, prepared = arm_config.endpoint, client.prepare(arm_config, self.request, self.task)
+        stream = client.model_client(endpoint).stream(prepared)
+        pieces = iter(stream)
+        first = next(pieces, None)
+        return stream, pieces, first
+
+    def __iter__(self) -> Iterator[str]:
+        client, route = self.client, self.route
+        started = time.perf_counter()
+        chosen = route.decision.arm
+        try:
+            stream, pieces, first = self._open(chosen)
+        except Exception as error:
+            failed_ms = (time.perf_counter() - started) * 1000
+            if chosen is not Arm.CANDIDATE:
+                if isinstance(error, ProviderError):
+                    client._report_failure(route, self.request_id, chosen, error, failed_ms, self.segment,
+                                           fell_back=False)
+                raise
+            self.fell_back, self.answered = True, Arm.BASELINE
+            try:
+                stream, pieces, first = self._open(Arm.BASELINE)
+            finally:
+                client._report_failure(route, self.request_id, Arm.CANDIDATE, error, failed_ms, self.segment,
+                                       fell_back=True)
+        try:
+            if first is not None:
+                yield first
+            yield from pieces
+        except ProviderError as error:
+            if not self.fell_back:
+                client._report_failure(route, self.request_id, chosen, error, (time.perf_counter() - started) * 1000,
+                                       self.segment, fell_back=False)
+            raise
+        completion = stream.completion
+        self._result = client._result(route, self.request_id, self.request, completion, self.answered,
+                                      fell_back=self.fell_back)
+        if not self.fell_back:
+            client._report_success(route, self._result, self.segment)
+            if chosen is Arm.BASELINE:
+                client._maybe_mirror(route, self.request, completion, self.request_id, self.segment,
+                                     self.safe_to_repeat)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_event(*, id: str, plan: str, arm: Arm, latency_ms: float, ttft_ms: float | None, outcome: str,
+               input_tokens: int, output_tokens: int, retries: int, fell_back: bool, format_ok: bool | None,
+               refusal: bool, segment: str | None, error_type: str | None = None) -> dict[str, Any]:
+    """One per-request event in the INTERFACES.md shape."""
+    return {"id": id, "plan": plan, "arm": arm.value, "ts": _now_iso(), "latency_ms": round(latency_ms, 3),
+            "ttft_ms": round(ttft_ms, 3) if ttft_ms is not None else None, "outcome": outcome,
+            "error_type": error_type, "input_tokens": input_tokens, "output_tokens": output_tokens,
+            "retries": retries, "fell_back": fell_back, "format_ok": format_ok, "refusal": refusal,
+            "segment": segment or None}
+
+
+def shadow_body(plan: str, request: ChatRequest, completion: Completion, request_id: str,
+                segment: str | None) -> dict[str, Any]:
+    """The POST /api/v1/sdk/shadow body: the request as the application made it and the baseline's answer."""
+    messages = ([{"role": "system", "content": request.system}] if request.system else []) + [
+        {"role": m.role, "content": m.content} for m in request.messages]
+    params: dict[str, Any] = {}
+    for name in ("max_tokens", "temperature"):
+        value = getattr(request, name)
+        if value is not None:
+            params[name] = value
+    if request.stop:
+        params["stop"] = list(request.stop)
+    if request.response_format != "text":
+        params["response_format"] = request.response_format
+    if request.tools:
+        params["tools"] = [dataclasses.asdict(tool) | {"parameters": dict(tool.parameters)} for tool in request.tools]
+    return {"plan": plan, "request": {"messages": messages, "params": params},
+            "baseline": {"text": completion.text, "latency_ms": round(completion.latency_ms, 3),
+                         "input_tokens": completion.input_tokens, "output_tokens": completion.output_tokens,
+                         "model": completion.model},
+            "request_id": request_id, "segment": segment or None, "ts": _now_iso()}
