@@ -5,6 +5,8 @@ import os
 
 from celery import Celery
 
+from . import broker  # noqa: F401 - registers the embedded broker's transport
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
 app = Celery("controlplane")

@@ -107,7 +107,8 @@ else:
     _broker_dir = VAR_DIR / "broker"
     for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # controlplane.broker: kombu's file-system transport with atomic writes.
+    CELERY_BROKER_URL = "cutoverfs://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -117,6 +118,16 @@ else:
         "polling_interval": 0.1,
     }
 CELERY_TASK_ACKS_LATE = True
+# The checks that guard live traffic run on their own queue, consumed first, so a backlog of shadow or
+# evaluation work can never delay a rollback.
+CELERY_TASK_QUEUES = {"control": {}, "celery": {}}
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "migrations_app.tasks.health_tick": {"queue": "control"},
+    "migrations_app.tasks.rollout_tick": {"queue": "control"},
+    "migrations_app.tasks.scheduler_heartbeat": {"queue": "control"},
+    "migrations_app.tasks.notification_send": {"queue": "control"},
+}
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -243,4 +254,7 @@ CUTOVER_EVALUATION_SCHEDULE_TICK_SECONDS = env.float("CUTOVER_EVALUATION_SCHEDUL
 CELERY_BEAT_SCHEDULE = {
     "evaluation-schedules": {"task": "migrations_app.tasks.evaluation_schedules_tick",
                              "schedule": CUTOVER_EVALUATION_SCHEDULE_TICK_SECONDS},
+    "shadow-samples-sweep": {"task": "migrations_app.tasks.shadow_samples_sweep", "schedule": 300.0},
 }
+# The openai SDK's bundled HTTP client logs under its own name; every shadow/evaluation call would log a line.
+LOGGING["loggers"]["httpx2"] = {"level": "WARNING"}

@@ -152,6 +152,9 @@ class MigrationPlan(models.Model):
     # When the plan last entered a state or a rollout step: the start of the health checker's window, so
     # both arms are compared over the same time at the same split.
     step_started_at = models.DateTimeField(auto_now_add=True)
+    # Counts those entries: rollups are kept per step, so a step's analysis never mixes in the minutes it
+    # shares with the step before (a retry right after a rollback must not see the failures that caused it).
+    step_serial = models.PositiveIntegerField(default=0)
     created_by = models.CharField(max_length=150, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -335,6 +338,8 @@ class MetricRollup(models.Model):
     Updated at ingest under a row lock; summing rows gives any window without touching raw events."""
 
     plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, related_name="rollups")
+    # The plan's step_serial when the data arrived.
+    step_serial = models.PositiveIntegerField(default=0)
     arm = models.CharField(max_length=16, choices=Arm.choices)
     minute = models.DateTimeField()
     requests = models.PositiveIntegerField(default=0)
@@ -358,7 +363,8 @@ class MetricRollup(models.Model):
     task_completed = models.PositiveIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["plan", "arm", "minute"], name="rollup_unique_minute")]
+        constraints = [models.UniqueConstraint(fields=["plan", "step_serial", "arm", "minute"],
+                                               name="rollup_unique_step_minute")]
         indexes = [models.Index(fields=["plan", "minute"], name="rollup_plan_minute")]
 
     def __str__(self) -> str:

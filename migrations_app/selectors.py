@@ -51,7 +51,8 @@ def sdk_config_document(*, environment_id: int) -> dict:
                 "state": plan.state,
                 "candidate_percent": plan.candidate_percent,
                 "rollback": plan.rollback,
-                "shadow_sample_rate": plan.shadow_sample_rate,
+                # Mirroring is the shadow phase's work; later phases compare live traffic instead.
+                "shadow_sample_rate": plan.shadow_sample_rate if plan.state == State.SHADOWING else 0.0,
                 "salt": plan.salt,
                 "version": plan.config_version,
                 # A completed migration no longer keeps the baseline as a fallback.
@@ -126,15 +127,35 @@ def sdk_principal_cache_entry(principal: SDKPrincipal) -> tuple:
             principal.scopes, principal.revoked)
 
 
-def arm_windows(*, plan_id: int, since: datetime, until: datetime | None = None) -> dict[str, ArmWindow]:
+def arm_windows(*, plan_id: int, since: datetime, until: datetime | None = None,
+                step_serial: int | None = None) -> dict[str, ArmWindow]:
     """Each arm's sufficient statistics over the minutes from `since` (its minute included) to `until`,
-    summed from the per-minute rollups (never from raw events)."""
+    summed from the per-minute rollups (never from raw events); with `step_serial`, only data that arrived
+    during that step of the plan."""
     rollups = MetricRollup.objects.filter(plan_id=plan_id, minute__gte=since.replace(second=0, microsecond=0))
+    if step_serial is not None:
+        rollups = rollups.filter(step_serial=step_serial)
     if until is not None:
         rollups = rollups.filter(minute__lte=until)
     windows = {arm: ArmWindow.empty() for arm in Arm.values}
     for row in rollups:
         windows[row.arm] = windows[row.arm] + rollup_window(row)
+    return windows
+
+
+def current_step_windows(*, plan: MigrationPlan, now: datetime) -> dict[str, ArmWindow]:
+    """Both arms over the plan's current step: the window every health rule and scheduler decision reads.
+
+    Once the candidate serves everything (100 %, optimizing) the baseline serves nothing, so it is judged
+    against the baseline as last seen: the latest step in which the baseline served traffic."""
+    windows = arm_windows(plan_id=plan.pk, since=plan.step_started_at, until=now, step_serial=plan.step_serial)
+    if plan.candidate_percent >= 100:
+        last_served = (MetricRollup.objects.filter(plan_id=plan.pk, arm=Arm.BASELINE, requests__gt=0,
+                                                   step_serial__lt=plan.step_serial)
+                       .order_by("-step_serial").values_list("step_serial", flat=True).first())
+        if last_served is not None:
+            windows["baseline"] = arm_windows(plan_id=plan.pk, since=plan.created_at,
+                                              step_serial=last_served)["baseline"]
     return windows
 
 
@@ -150,7 +171,7 @@ def plan_report(*, plan: MigrationPlan, now: datetime) -> dict:
     """Per-arm metrics over the plan's current window and, for each rule, its statistic and verdict."""
     from .services.health import plan_rule_verdicts  # reads only; lives beside the checker that acts on it
 
-    windows = arm_windows(plan_id=plan.pk, since=plan.step_started_at, until=now)
+    windows = current_step_windows(plan=plan, now=now)
     return {
         "plan": plan.key,
         "state": plan.state,

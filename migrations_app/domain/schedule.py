@@ -69,7 +69,8 @@ class ShadowFacts:
     duration_seconds: int
     comparisons: int
     min_comparisons: int
-    # Upper end of the interval of disagreement above the noise floor (None: not measurable yet).
+    # The interval of disagreement above the noise floor (None: not measurable yet).
+    disagreement_above_noise_lower: float | None
     disagreement_above_noise_upper: float | None
     disagreement_above_noise: float | None
     max_disagreement: float
@@ -83,14 +84,18 @@ def shadow_decision(facts: ShadowFacts) -> Decision:
         waiting.append(f"shadow comparisons ({facts.comparisons} of {facts.min_comparisons})")
     if waiting:
         return Decision.wait(*waiting)
-    if facts.disagreement_above_noise_upper is None:
+    lower, upper, limit = (facts.disagreement_above_noise_lower, facts.disagreement_above_noise_upper,
+                           facts.max_disagreement)
+    if lower is None or upper is None:
         return Decision.wait("a measurable noise floor")
-    if facts.disagreement_above_noise_upper <= facts.max_disagreement:
-        upper, limit = facts.disagreement_above_noise_upper, facts.max_disagreement
+    if upper <= limit:
         return Decision(Move.ADVANCE, f"disagreement above the noise floor at most {upper:.1%} (limit {limit:.1%})")
-    return Decision(Move.PAUSE, f"the candidate disagrees with the baseline on "
-                                f"{(facts.disagreement_above_noise or 0):.1%} of prompts above the noise floor "
-                                f"(limit {facts.max_disagreement:.1%})")
+    if lower > limit:
+        return Decision(Move.PAUSE, f"the candidate disagrees with the baseline on "
+                                    f"{(facts.disagreement_above_noise or 0):.1%} of prompts above the noise floor "
+                                    f"(at least {lower:.1%}; limit {limit:.1%})")
+    return Decision.wait(f"more shadow comparisons: disagreement above the noise floor is between {lower:.1%} and "
+                         f"{upper:.1%}, around the limit of {limit:.1%}")
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def health_tick(*, now: datetime | None = None) -> int:
 
 def plan_rule_verdicts(*, plan: MigrationPlan, now: datetime) -> list[tuple[HealthRule, Verdict]]:
     """Every enabled rule's verdict over the plan's current window (reads only)."""
-    windows = selectors.arm_windows(plan_id=plan.pk, since=plan.step_started_at, until=now)
+    windows = selectors.current_step_windows(plan=plan, now=now)
     return [
         (rule, evaluate_rule(metric=Metric(rule.metric), comparison=Comparison(rule.comparison),
                              threshold=rule.threshold, min_samples=rule.min_samples,

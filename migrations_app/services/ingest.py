@@ -131,13 +131,14 @@ def _locked_rollups(keys: set[RollupKey], plans: dict[str, MigrationPlan]) -> di
     # New rows are inserted in one order everywhere (a set's order differs between processes), so two
     # batches creating the same minutes cannot deadlock on the unique index.
     MetricRollup.objects.bulk_create(
-        [MetricRollup(plan=plans[plan], arm=arm, minute=minute, latency_hist=[0] * BUCKET_COUNT,
+        [MetricRollup(plan=plans[plan], step_serial=plans[plan].step_serial, arm=arm, minute=minute,
+                      latency_hist=[0] * BUCKET_COUNT,
                       ttft_hist=[0] * BUCKET_COUNT) for plan, arm, minute in sorted(keys)],
         ignore_conflicts=True,
     )
     matching = Q()
     for plan, arm, minute in keys:
-        matching |= Q(plan=plans[plan], arm=arm, minute=minute)
+        matching |= Q(plan=plans[plan], step_serial=plans[plan].step_serial, arm=arm, minute=minute)
     rows = MetricRollup.objects.select_for_update().filter(matching).select_related("plan").order_by("id")
     return {(row.plan.key, row.arm, row.minute): row for row in rows}
 

@@ -176,6 +176,7 @@ def _apply_position(plan: MigrationPlan, position: Position) -> None:
         plan.state_changed_at = now
     if position.state != plan.state or position.step_index != plan.current_step_index:
         plan.step_started_at = now
+        plan.step_serial += 1
     plan.state = position.state.value
     plan.candidate_percent = position.candidate_percent
     plan.rollback = position.rollback

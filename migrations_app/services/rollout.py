@@ -74,6 +74,7 @@ def plan_decision(*, plan: MigrationPlan, now: datetime) -> Decision:
             elapsed_seconds=elapsed, duration_seconds=plan.shadow_duration_seconds,
             comparisons=summary.comparisons, min_comparisons=plan.shadow_min_comparisons,
             disagreement_above_noise=summary.disagreement_above_noise,
+            disagreement_above_noise_lower=summary.interval[0] if summary.interval else None,
             disagreement_above_noise_upper=summary.interval[1] if summary.interval else None,
             max_disagreement=plan.shadow_max_disagreement,
         ))
@@ -86,7 +87,7 @@ def _step_facts(plan: MigrationPlan, now: datetime, elapsed: float) -> StepFacts
     steps = list(plan.steps.order_by("order"))
     index = plan.current_step_index or 0
     step = steps[index]
-    windows = selectors.arm_windows(plan_id=plan.pk, since=plan.step_started_at, until=now)
+    windows = selectors.current_step_windows(plan=plan, now=now)
     candidate, baseline = windows["candidate"], windows["baseline"]
     minutes = max(elapsed / 60, 1.0)
     is_last = index == len(steps) - 1

@@ -24,7 +24,7 @@ def test_worker_and_beat__separate_processes__beat_schedules_and_worker_runs_the
             time.sleep(0.1)
     assert len(beats) >= 2, (tmp_path / "worker.log").read_text()[-3000:]
     assert abs(max(beats) - time.time()) < 60
-    broker = "redis" if settings.REDIS_URL else "filesystem"
+    broker = "redis" if settings.REDIS_URL else "cutoverfs"
     assert settings.CELERY_BROKER_URL.startswith(broker)
 
 

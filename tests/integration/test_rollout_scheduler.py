@@ -168,3 +168,17 @@ def test_postmortem__after_a_rollback__states_what_happened(ops_client):
     assert text.startswith("# Postmortem: support-bot")
     assert "Outcome: **rolled back**" in text and "errors spiked" in text and "PLAN_ROLLED_BACK" in text
     assert "| error_rate |" in text and "## What went well" in text and "## What to improve" in text
+
+
+def test_full_traffic_step__baseline_serves_nothing__judged_against_the_baseline_as_last_seen():
+    plan = plan_at_first_step()
+    plan_act(actor="test", plan_key=plan.key, action="advance")  # 50 %
+    plan.refresh_from_db()
+    report(plan, "baseline", 3000, 12)
+    report(plan, "candidate", 3000, 13)
+    plan_act(actor="test", plan_key=plan.key, action="advance")  # 100 %: only the candidate gets traffic
+    plan.refresh_from_db()
+    report(plan, "candidate", 3000, 14)
+    decision = plan_schedule(plan_id=plan.pk, now=later(plan, 121))
+    assert decision.move == "advance", decision.reason
+    assert MigrationPlan.objects.get().state == State.OPTIMIZING

@@ -41,7 +41,7 @@ def test_config__live_plan__interfaces_document_without_secrets(live_plan, monke
     [plan] = document["plans"]
     assert {k: plan[k] for k in ("key", "state", "candidate_percent", "rollback", "shadow_sample_rate")} == {
         "key": "support-bot", "state": "evaluating", "candidate_percent": 0.0, "rollback": False,
-        "shadow_sample_rate": 0.1}
+        "shadow_sample_rate": 0.0}  # mirroring is for the shadow phase only
     assert plan["salt"] == live_plan.salt
     expected_baseline = {"provider": "openai", "model": "gpt-4", "base_url": None,
                          "params": {"temperature": 0.2}, "prompt_adapter": None}
@@ -49,6 +49,14 @@ def test_config__live_plan__interfaces_document_without_secrets(live_plan, monke
     assert plan["candidate"]["provider"] == "anthropic" and plan["candidate"]["prompt_adapter"] == "claude-v1"
     body = response.content.decode()
     assert "sk-planted" not in body and secret not in body
+
+
+def test_config__shadow_phase__publishes_the_plans_sample_rate_and_other_phases_zero(live_plan):
+    secret = factories.make_sdk_key("prod")
+    plan_act(actor="test", plan_key="support-bot", action="advance")
+    assert sdk_get(secret).json()["plans"][0]["shadow_sample_rate"] == 0.1
+    plan_act(actor="test", plan_key="support-bot", action="advance")
+    assert sdk_get(secret).json()["plans"][0]["shadow_sample_rate"] == 0.0
 
 
 def test_config__draft_plans__not_published(transactional_db):

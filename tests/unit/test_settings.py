@@ -27,7 +27,7 @@ def test_settings__nothing_configured_but_debug__sqlite_under_var_and_embedded_b
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert loaded["db"] == "django.db.backends.sqlite3" and loaded["name"].startswith(str(tmp_path))
-    assert loaded["broker"] == "filesystem://"
+    assert loaded["broker"] == "cutoverfs://"
     assert loaded["cache"].endswith("FileBasedCache")
 
 

@@ -89,7 +89,8 @@ def test_evaluation__gate_outcomes():
 
 
 SHADOW = ShadowFacts(elapsed_seconds=100, duration_seconds=60, comparisons=300, min_comparisons=100,
-                     disagreement_above_noise_upper=0.03, disagreement_above_noise=0.01, max_disagreement=0.05)
+                     disagreement_above_noise_lower=-0.01, disagreement_above_noise_upper=0.03,
+                     disagreement_above_noise=0.01, max_disagreement=0.05)
 
 
 def test_shadow__long_enough_enough_comparisons_and_agreeing__advances():
@@ -100,9 +101,16 @@ def test_shadow__too_few_comparisons__waits():
     assert shadow_decision(replace(SHADOW, comparisons=20)).move is Move.WAIT
 
 
-def test_shadow__disagreement_above_the_limit__pauses_for_a_person():
-    decision = shadow_decision(replace(SHADOW, disagreement_above_noise=0.3, disagreement_above_noise_upper=0.35))
+def test_shadow__disagreement_confidently_above_the_limit__pauses_for_a_person():
+    decision = shadow_decision(replace(SHADOW, disagreement_above_noise=0.3, disagreement_above_noise_lower=0.25,
+                                       disagreement_above_noise_upper=0.35))
     assert decision.move is Move.PAUSE and "30.0%" in decision.reason
+
+
+def test_shadow__interval_straddles_the_limit__waits_for_more_comparisons():
+    decision = shadow_decision(replace(SHADOW, disagreement_above_noise=0.02, disagreement_above_noise_lower=-0.1,
+                                       disagreement_above_noise_upper=0.15))
+    assert decision.move is Move.WAIT and "more shadow comparisons" in decision.reason
 
 
 def test_optimizing__stable_past_cleanup__completes():
