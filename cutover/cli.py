@@ -85,7 +85,8 @@ def _add_sidecar(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--bootstrap", metavar="FILE",
                         help="keep the last good config document in FILE and start from it")
     parser.add_argument("--config-wait", type=float, default=30.0, help="long-poll seconds (default 30)")
-    parser.add_argument("--workers", type=int, default=64, help="threads for provider calls (default 64)")
+    parser.add_argument("--workers", type=int, default=64,
+                        help="threads for Anthropic/Gemini calls (official SDKs; default 64)")
     parser.add_argument("--no-shadow", action="store_true", help="never mirror shadow samples")
     parser.set_defaults(handler=_run_sidecar)
 
@@ -101,9 +102,10 @@ def _run_sidecar(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     client = CutoverClient(args.control_plane, args.sdk_key, bootstrap_file=args.bootstrap,
-                           config_wait=args.config_wait, mirror=not args.no_shadow, max_workers=4)
+                           config_wait=args.config_wait, mirror=not args.no_shadow,
+                           max_workers=args.workers)
     client.config.wait_until_ready(5.0)  # serve at once anyway: with no config, everything goes to the baseline
-    sidecar = Sidecar(client, host=args.host, port=args.port, max_workers=args.workers)
+    sidecar = Sidecar(client, host=args.host, port=args.port)
 
     def announce(ready: Sidecar) -> None:
         print(json.dumps({"sidecar": ready.base_url, "port": ready.port, "config": client.config.status()}),
@@ -117,7 +119,6 @@ def _run_sidecar(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(sidecar.serve(on_ready=announce))
     finally:
-        sidecar.app.close()
         client.close()
     return 0
 

@@ -9,8 +9,11 @@ reported and mirrored exactly as the SDK does (it is the SDK's CutoverClient und
 `model` is the model that answered; the `X-Cutover-Arm` header says which arm.
 
 A small asyncio HTTP/1.1 server (keep-alive, chunked server-sent events) rather than a framework: the
-sidecar sits on every LLM call's path, so it must add as little as possible. Provider calls go through
-the provider layer's (synchronous, official-SDK) clients in a thread pool.
+sidecar sits on every LLM call's path, so it must add as little as possible. Everything runs on one event
+loop: arms whose provider speaks OpenAI's wire format are called over a pooled keep-alive HTTP client
+(cutover/providers/async_client.py), not the official SDK in a thread; Anthropic and Gemini arms keep their
+official SDKs, in the SDK client's thread pool. Events and shadow samples are queue puts; background
+threads send them.
 """
 
 from __future__ import annotations
@@ -22,14 +25,12 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from cutover.providers.errors import ErrorKind, ProviderError
-from cutover.providers.types import ChatRequest, Message, Tool
-from cutover.sdk.client import CutoverClient, PlanNotConfigured, RoutedCompletion
+from cutover.providers.types import ChatRequest, Completion, Message, Tool
+from cutover.sdk.client import AsyncRoutedStream, CutoverClient, PlanNotConfigured, RoutedCompletion
 
 logger = logging.getLogger("cutover.sidecar")
 
@@ -175,8 +176,7 @@ def chat_completion_body(result: RoutedCompletion) -> dict[str, Any]:
         "model": completion.model,
         "choices": [{"index": 0, "message": message, "finish_reason": completion.finish_reason.value,
                      "logprobs": None}],
-        "usage": {"prompt_tokens": completion.input_tokens, "completion_tokens": completion.output_tokens,
-                  "total_tokens": completion.input_tokens + completion.output_tokens},
+        "usage": _usage(completion),
     }
 
 
@@ -191,14 +191,14 @@ def provider_error_response(error: ProviderError) -> HttpResponse:
 
 
 class SidecarApp:
-    """Turns one HTTP request into one HttpResponse; the routing and calls are the SDK client's."""
+    """Turns one HTTP request into one HttpResponse; routing, calls, events and shadow samples are the SDK
+    client's (`acomplete` / `astream`), on this event loop."""
 
-    def __init__(self, client: CutoverClient, *, max_workers: int = 64) -> None:
+    def __init__(self, client: CutoverClient) -> None:
         self.client = client
-        self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="cutover-sidecar")
 
     async def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> HttpResponse:
-        path = urlsplit(target).path.rstrip("/") or "/"
+        path = target.partition("?")[0].rstrip("/") or "/"
         try:
             if path in ("/v1/chat/completions", "/chat/completions"):
                 if method != "POST":
@@ -230,104 +230,77 @@ class SidecarApp:
         except ValueError as error:
             raise BadRequest(f"the body is not JSON: {error}") from None
         call = parse_chat_request(payload, headers)
+        options = {"routing_key": call.routing_key, "conversation_id": call.conversation_id,
+                   "segment": call.segment, "task": call.task, "safe_to_repeat": call.safe_to_repeat}
         try:
-            self.client.route(call.plan)  # fail fast, before a thread is taken, for an unknown plan
+            if call.stream:
+                return await self._stream(call, self.client.astream(call.plan, call.request, **options))
+            result = await self.client.acomplete(call.plan, call.request, **options)
         except PlanNotConfigured:
             state = self.client.config.state.value
             raise BadRequest(f"The model (plan) {call.plan!r} does not exist in this environment's Cutover "
                              f"config (config {state})", "model", status=404, code="model_not_found") from None
-        loop = asyncio.get_running_loop()
-        options = {"routing_key": call.routing_key, "conversation_id": call.conversation_id,
-                   "segment": call.segment, "task": call.task, "safe_to_repeat": call.safe_to_repeat}
-        if call.stream:
-            return await self._stream(loop, call, options)
-        try:
-            result = await loop.run_in_executor(
-                self.executor, lambda: self.client.complete(call.plan, call.request, **options))
         except ProviderError as error:
             return provider_error_response(error)
         return HttpResponse(200, chat_completion_body(result), _arm_headers(result))
 
-    async def _stream(self, loop: asyncio.AbstractEventLoop, call: ParsedCall, options: dict[str, Any]) -> HttpResponse:
-        routed = self.client.stream(call.plan, call.request, **options)
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-        def pump() -> None:
-            put = partial_put(loop, queue)
-            try:
-                for text in routed:
-                    put(("text", text))
-                put(("done", routed.result))
-            except ProviderError as error:
-                put(("error", error))
-            except Exception as error:  # noqa: BLE001 - reported to the client as a 500-shaped error
-                logger.exception("cutover sidecar: streaming failed")
-                put(("crash", error))
-
-        self.executor.submit(pump)
-        kind, value = await queue.get()  # the first text, or the failure before any text
-        if kind == "error":
-            return provider_error_response(value)
-        if kind == "crash":
-            return HttpResponse(500, error_body("internal error in the Cutover sidecar", "api_error"))
+    async def _stream(self, call: ParsedCall, routed: AsyncRoutedStream) -> HttpResponse:
+        texts = aiter(routed)
+        # Read up to the first text before answering, so that a failure before it (after any fallback) is
+        # answered with an error status rather than inside a 200 stream.
+        first = await anext(texts, None)
         completion_id = _completion_id(routed.request_id)
         created = int(time.time())
-        model = routed.route.config.arm(routed.answered).endpoint.model if routed.route.config else \
-            routed.route.endpoint.model
+        route = routed.route
+        model = route.config.arm(routed.answered).endpoint.model if route.config else route.endpoint.model
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
             body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
-            return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
-
-        first = (kind, value)
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+            return _sse(body)
 
         async def events() -> AsyncIterator[bytes]:
             yield chunk({"role": "assistant", "content": ""})
-            item = first
-            while True:
-                kind, value = item
-                if kind == "text":
-                    yield chunk({"content": value})
-                elif kind == "done":
-                    result: RoutedCompletion = value
-                    completion = result.completion
-                    if completion.tool_calls:
-                        yield chunk({"tool_calls": [
-                            {"index": i, "id": c.id, "type": "function",
-                             "function": {"name": c.name, "arguments": c.arguments}}
-                            for i, c in enumerate(completion.tool_calls)]})
-                    yield chunk({}, completion.finish_reason.value)
-                    if call.include_usage:
-                        usage = {"prompt_tokens": completion.input_tokens,
-                                 "completion_tokens": completion.output_tokens,
-                                 "total_tokens": completion.input_tokens + completion.output_tokens}
-                        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                                "model": model, "choices": [], "usage": usage}
-                        yield b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
-                    yield b"data: [DONE]\n\n"
-                    return
-                else:
-                    message = str(value) if kind == "error" else "internal error in the Cutover sidecar"
-                    code = value.kind.value if kind == "error" else None
-                    yield b"data: " + json.dumps(error_body(message, "api_error", code=code)).encode() + b"\n\n"
-                    return
-                item = await queue.get()
+            try:
+                if first is not None:
+                    yield chunk({"content": first})
+                async for text in texts:
+                    yield chunk({"content": text})
+            except ProviderError as error:
+                yield _sse(error_body(str(error), "api_error", code=error.kind.value))
+                return
+            except Exception:
+                logger.exception("cutover sidecar: streaming failed")
+                yield _sse(error_body("internal error in the Cutover sidecar", "api_error"))
+                return
+            completion = routed.result.completion
+            if completion.tool_calls:
+                yield chunk({"tool_calls": [
+                    {"index": i, "id": c.id, "type": "function",
+                     "function": {"name": c.name, "arguments": c.arguments}}
+                    for i, c in enumerate(completion.tool_calls)]})
+            yield chunk({}, completion.finish_reason.value)
+            if call.include_usage:
+                yield _sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                            "model": model, "choices": [], "usage": _usage(completion)})
+            yield b"data: [DONE]\n\n"
 
         headers = {"X-Cutover-Arm": routed.answered.value, "X-Cutover-Request-Id": routed.request_id}
         if routed.fell_back:
             headers["X-Cutover-Fell-Back"] = "true"
         return HttpResponse(200, None, headers, stream=events())
 
-    def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
-def partial_put(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> Callable[[Any], None]:
-    def put(item: Any) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, item)
+def _sse(body: Any) -> bytes:
+    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
 
-    return put
+
+def _usage(completion: Completion) -> dict[str, int]:
+    return {"prompt_tokens": completion.input_tokens, "completion_tokens": completion.output_tokens,
+            "total_tokens": completion.input_tokens + completion.output_tokens}
 
 
 def _arm_headers(result: RoutedCompletion) -> dict[str, str]:
@@ -345,19 +318,23 @@ def _sender_stats(sender: Any) -> dict[str, int] | None:
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes] | None:
-    line = await reader.readline()
-    if not line:
-        return None
+    # The whole head in one read (not a readline per header): fewer awaits on the hot path.
     try:
-        method, target, _version = line.decode("latin-1").split(" ", 2)
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as error:
+        if not error.partial.strip():
+            return None  # the client closed the connection between requests
+        raise BadRequest("incomplete request head") from None
+    except asyncio.LimitOverrunError:
+        raise BadRequest("the request head is too large", status=413) from None
+    request_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
+    try:
+        method, target, _version = request_line.split(" ", 2)
     except ValueError:
         raise BadRequest("malformed request line") from None
     headers: dict[str, str] = {}
-    while True:
-        raw = await reader.readline()
-        if raw in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = raw.decode("latin-1").partition(":")
+    for raw in header_lines:
+        name, _, value = raw.partition(":")
         headers[name.strip().lower()] = value.strip()
     if headers.get("transfer-encoding", "").lower() == "chunked":
         body = bytearray()
@@ -429,10 +406,9 @@ async def serve_connection(handle: Callable[[str, str, dict[str, str], bytes], A
 class Sidecar:
     """The server. `serve()` on your own loop, or `start()`/`stop()` (a thread) and `with Sidecar(...)`."""
 
-    def __init__(self, client: CutoverClient, *, host: str = "127.0.0.1", port: int = 0,
-                 max_workers: int = 64) -> None:
+    def __init__(self, client: CutoverClient, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.client = client
-        self.app = SidecarApp(client, max_workers=max_workers)
+        self.app = SidecarApp(client)
         self.host = host
         self.port = port
         self._server: asyncio.AbstractServer | None = None
@@ -465,9 +441,12 @@ class Sidecar:
         self._ready.set()
         if on_ready is not None:
             on_ready(self)
-        async with self._server:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._server.serve_forever()
+        try:
+            async with self._server:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._server.serve_forever()
+        finally:
+            await self.app.aclose()
 
     def start(self) -> Sidecar:
         self._thread = threading.Thread(target=lambda: asyncio.run(self.serve()), name="cutover-sidecar",
@@ -482,7 +461,6 @@ class Sidecar:
             self._loop.call_soon_threadsafe(self._server.close)
         if self._thread is not None:
             self._thread.join(5)
-        self.app.close()
 
     def __enter__(self) -> Sidecar:
         return self.start()

@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from cutover.providers.base import Adapter, StreamPiece
+from cutover.providers.base import Adapter, Attempt, StreamPiece
 from cutover.providers.errors import ProviderError
 from cutover.providers.pricing import cost_usd
-from cutover.providers.retry import RetryPolicy, call_with_retries
+from cutover.providers.retry import RetryOutcome, RetryPolicy, call_with_retries
 from cutover.providers.types import ChatRequest, Completion, EndpointSpec, FinishReason, Provider, ToolCall
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
@@ -58,22 +58,7 @@ class ModelClient:
             return completion_stream.completion
         started = self.clock()
         outcome = call_with_retries(lambda: self.adapter.create(request), retry_policy or self.retry_policy)
-        attempt = outcome.value
-        return Completion(
-            text=attempt.text,
-            finish_reason=attempt.finish_reason,
-            input_tokens=attempt.input_tokens,
-            output_tokens=attempt.output_tokens,
-            latency_ms=(self.clock() - started) * 1000,
-            provider=self.endpoint.provider.value,
-            model=self.endpoint.model,
-            request_id=attempt.request_id,
-            cost_usd=cost_usd(self.endpoint, input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens),
-            retries=outcome.retries,
-            retry_delays=outcome.delays,
-            tool_calls=attempt.tool_calls,
-            raw=attempt.raw,
-        )
+        return completion_from_attempt(self.endpoint, outcome, (self.clock() - started) * 1000)
 
     def stream(self, request: ChatRequest, *, retry_policy: RetryPolicy | None = None) -> CompletionStream:
         return CompletionStream(self, request, retry_policy or self.retry_policy)
@@ -108,42 +93,80 @@ class CompletionStream:
             return pieces if first is None else itertools.chain([first], pieces)
 
         outcome = call_with_retries(open_stream, self._retry_policy)
-        text: list[str] = []
-        first_token_at: float | None = None
-        finish: FinishReason | None = None
-        input_tokens = output_tokens = 0
-        request_id: str | None = None
-        tool_calls: tuple[ToolCall, ...] = ()
-        raw: list[Any] = []
+        tally = StreamTally(client.endpoint, started, client.clock)
         for piece in outcome.value:
-            if (piece.text or piece.tool_calls) and first_token_at is None:
-                first_token_at = client.clock()
+            tally.add(piece)
             if piece.text:
-                text.append(piece.text)
                 yield piece.text
-            finish = piece.finish_reason or finish
-            input_tokens = piece.input_tokens if piece.input_tokens is not None else input_tokens
-            output_tokens = piece.output_tokens if piece.output_tokens is not None else output_tokens
-            request_id = piece.request_id or request_id
-            tool_calls = piece.tool_calls or tool_calls
-            raw.append(piece.raw)
-        ended = client.clock()
-        endpoint = client.endpoint
-        self._completion = Completion(
-            text="".join(text),
-            finish_reason=finish or FinishReason.STOP,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+        self._completion = tally.completion(outcome)
+
+
+def completion_from_attempt(endpoint: EndpointSpec, outcome: RetryOutcome[Attempt], latency_ms: float) -> Completion:
+    """The Completion of a non-streamed call whose last attempt succeeded (sync and async clients alike)."""
+    attempt = outcome.value
+    return Completion(
+        text=attempt.text,
+        finish_reason=attempt.finish_reason,
+        input_tokens=attempt.input_tokens,
+        output_tokens=attempt.output_tokens,
+        latency_ms=latency_ms,
+        provider=endpoint.provider.value,
+        model=endpoint.model,
+        request_id=attempt.request_id,
+        cost_usd=cost_usd(endpoint, input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens),
+        retries=outcome.retries,
+        retry_delays=outcome.delays,
+        tool_calls=attempt.tool_calls,
+        raw=attempt.raw,
+    )
+
+
+class StreamTally:
+    """Adds up one streamed answer's pieces into its Completion (sync and async streams alike). Time to first
+    token is taken when the first text or tool call is added; `started` is when the call began."""
+
+    def __init__(self, endpoint: EndpointSpec, started: float, clock: Clock) -> None:
+        self.endpoint = endpoint
+        self.started = started
+        self.clock = clock
+        self.text: list[str] = []
+        self.first_token_at: float | None = None
+        self.finish: FinishReason | None = None
+        self.input_tokens = self.output_tokens = 0
+        self.request_id: str | None = None
+        self.tool_calls: tuple[ToolCall, ...] = ()
+        self.raw: list[Any] = []
+
+    def add(self, piece: StreamPiece) -> None:
+        if (piece.text or piece.tool_calls) and self.first_token_at is None:
+            self.first_token_at = self.clock()
+        if piece.text:
+            self.text.append(piece.text)
+        self.finish = piece.finish_reason or self.finish
+        self.input_tokens = piece.input_tokens if piece.input_tokens is not None else self.input_tokens
+        self.output_tokens = piece.output_tokens if piece.output_tokens is not None else self.output_tokens
+        self.request_id = piece.request_id or self.request_id
+        self.tool_calls = piece.tool_calls or self.tool_calls
+        self.raw.append(piece.raw)
+
+    def completion(self, outcome: RetryOutcome[Any]) -> Completion:
+        ended = self.clock()
+        endpoint, started = self.endpoint, self.started
+        return Completion(
+            text="".join(self.text),
+            finish_reason=self.finish or FinishReason.STOP,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
             latency_ms=(ended - started) * 1000,
-            ttft_ms=((first_token_at if first_token_at is not None else ended) - started) * 1000,
+            ttft_ms=((self.first_token_at if self.first_token_at is not None else ended) - started) * 1000,
             provider=endpoint.provider.value,
             model=endpoint.model,
-            request_id=request_id,
-            cost_usd=cost_usd(endpoint, input_tokens=input_tokens, output_tokens=output_tokens),
+            request_id=self.request_id,
+            cost_usd=cost_usd(endpoint, input_tokens=self.input_tokens, output_tokens=self.output_tokens),
             retries=outcome.retries,
             retry_delays=outcome.delays,
-            tool_calls=tool_calls,
-            raw=raw,
+            tool_calls=self.tool_calls,
+            raw=self.raw,
         )
 
 
@@ -164,4 +187,5 @@ def complete(endpoint: EndpointSpec, request: ChatRequest, *, stream: bool = Fal
     return get_provider(endpoint).complete(request, stream=stream, retry_policy=retry_policy)
 
 
-__all__ = ["CompletionStream", "ModelClient", "ProviderError", "complete", "get_provider", "make_adapter"]
+__all__ = ["CompletionStream", "ModelClient", "ProviderError", "StreamTally", "complete", "completion_from_attempt",
+           "get_provider", "make_adapter"]

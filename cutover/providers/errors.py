@@ -122,3 +122,12 @@ def _retry_after_from_http_date(value: str) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(moment.timestamp() - time.time(), 0.0)
+
+
+def error_from_http(status_code: int, message: str, *, code: str | None = None, retry_after: float | None = None,
+                    provider: str = "", model: str = "", request_id: str | None = None) -> ProviderError:
+    """The ProviderError for an HTTP error answer: the one status → kind mapping shared by the official-SDK
+    adapters and the sidecar's raw-HTTP path, so that both classify (and so retry) a failure alike."""
+    return ProviderError(kind_from_status(status_code, f"{message} {code or ''}"), message, provider=provider,
+                         model=model, status_code=status_code, retry_after=retry_after,
+                         request_id=request_id)

@@ -6,9 +6,10 @@ that the retry count and delays we report are the real ones.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -82,6 +83,27 @@ def call_with_retries(operation: Callable[[], T], policy: RetryPolicy) -> RetryO
                 raise
             delays.append(delay)
             policy.sleep(delay)
+            attempt += 1
+            continue
+        return RetryOutcome(value=value, retries=attempt, delays=tuple(delays))
+
+
+async def acall_with_retries(operation: Callable[[], Awaitable[T]], policy: RetryPolicy) -> RetryOutcome[T]:
+    """`call_with_retries` for a coroutine: the same policy decisions (`delay_for`), waited with
+    asyncio.sleep so that the event loop keeps serving other requests meanwhile."""
+    delays: list[float] = []
+    attempt = 0
+    while True:
+        try:
+            value = await operation()
+        except ProviderError as error:
+            delay = policy.delay_for(error, attempt)
+            if delay is None:
+                error.retries = attempt
+                error.retry_delays = tuple(delays)
+                raise
+            delays.append(delay)
+            await asyncio.sleep(delay)
             attempt += 1
             continue
         return RetryOutcome(value=value, retries=attempt, delays=tuple(delays))

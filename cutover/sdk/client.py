@@ -18,15 +18,23 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+import weakref
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from cutover.providers.async_client import (
+    AsyncCompletionStream,
+    AsyncModelClient,
+    make_async_client,
+    pooled_http_client,
+)
 from cutover.providers.client import CompletionStream, ModelClient
 from cutover.providers.errors import ErrorKind, ProviderError
+from cutover.providers.http_pool import ConnectionPool
 from cutover.providers.normalize import looks_like_refusal, normalize_output
 from cutover.providers.prompt_adapters import apply_prompt_adapter
 from cutover.providers.retry import RetryPolicy
@@ -91,6 +99,8 @@ class CutoverClient:
                  flush_interval: float = 1.0, max_workers: int = 32, start: bool = True,
                  config_options: Mapping[str, Any] | None = None, rand: Callable[[], float] = random.random) -> None:
         self._models: dict[EndpointSpec, ModelClient] = {}
+        self._async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncPool] = \
+            weakref.WeakKeyDictionary()
         self.retry_policy = retry_policy
         self.config = ConfigClient(control_plane or "http://invalid.", sdk_key, bootstrap_file=bootstrap_file,
                                    wait=config_wait, on_change=self._warm_up, **dict(config_options or {}))
@@ -160,6 +170,25 @@ class CutoverClient:
             client = self._models[endpoint] = ModelClient(endpoint, retry_policy=self.retry_policy)
         return client
 
+    def async_model_client(self, endpoint: EndpointSpec) -> AsyncModelClient:
+        """The endpoint's client for the running event loop (connection pools belong to one loop)."""
+        loop = asyncio.get_running_loop()
+        pool = self._async_pools.get(loop)
+        if pool is None:
+            pool = self._async_pools[loop] = _AsyncPool(pooled_http_client(), {})
+        client = pool.clients.get(endpoint)
+        if client is None:
+            client = pool.clients[endpoint] = make_async_client(
+                endpoint, retry_policy=self.retry_policy, http=pool.http,
+                sync_client=partial(self.model_client, endpoint), executor=self._executor)
+        return client
+
+    async def aclose(self) -> None:
+        """Close the running loop's connection pool (the sidecar does, when it stops serving)."""
+        pool = self._async_pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.http.aclose()
+
     def _warm_up(self, document: Any) -> None:
         """Build each endpoint's client as soon as a document names it, so that the first request routed to
         an arm (after a rollback, say) does not pay for importing its provider's SDK. In its own thread:
@@ -185,12 +214,22 @@ class CutoverClient:
             logger.exception("cutover: prompt adapter %r failed; sending the request unchanged", arm.prompt_adapter)
             return request
 
-    def _call(self, route: Route, arm: Arm, request: ChatRequest, task: str | None, stream: bool) -> Completion:
+    def _arm_request(self, route: Route, arm: Arm, request: ChatRequest, task: str | None
+                     ) -> tuple[EndpointSpec, ChatRequest]:
+        """The endpoint to call for `arm` and the request as its prompt adapter rewrites it."""
         if route.config is None:
-            return self.model_client(route.endpoint).complete(request, stream=stream)
+            return route.endpoint, request
         arm_config = route.config.arm(arm)
-        prepared = self.prepare(arm_config, request, task)
-        return self.model_client(arm_config.endpoint).complete(prepared, stream=stream)
+        return arm_config.endpoint, self.prepare(arm_config, request, task)
+
+    def _call(self, route: Route, arm: Arm, request: ChatRequest, task: str | None, stream: bool) -> Completion:
+        endpoint, prepared = self._arm_request(route, arm, request, task)
+        return self.model_client(endpoint).complete(prepared, stream=stream)
+
+    async def _acall(self, route: Route, arm: Arm, request: ChatRequest, task: str | None,
+                     stream: bool) -> Completion:
+        endpoint, prepared = self._arm_request(route, arm, request, task)
+        return await self.async_model_client(endpoint).complete(prepared, stream=stream)
 
     def complete(self, plan: str, request: ChatRequest, *, routing_key: str | None = None,
                  conversation_id: str | None = None, segment: str | None = None, task: str | None = None,
@@ -201,18 +240,57 @@ class CutoverClient:
         answer. Raises the baseline's ProviderError as it is; PlanNotConfigured if there is nothing to call.
         """
         route = self.route(plan, routing_key=routing_key, conversation_id=conversation_id)
+        steps = self._routed_call(route, request, segment, safe_to_repeat)
+        arm = next(steps)
+        while True:
+            try:
+                completion = self._call(route, arm, request, task, stream)
+            except Exception as error:
+                step = partial(steps.throw, error)
+            else:
+                step = partial(steps.send, completion)
+            try:
+                arm = step()
+            except StopIteration as done:
+                return done.value
+
+    async def acomplete(self, plan: str, request: ChatRequest, *, routing_key: str | None = None,
+                        conversation_id: str | None = None, segment: str | None = None, task: str | None = None,
+                        safe_to_repeat: bool = True, stream: bool = False) -> RoutedCompletion:
+        """`complete` for asyncio code. OpenAI-format arms are called on the event loop over pooled raw HTTP
+        (no thread, no official SDK); other providers through their official SDKs in the client's thread pool."""
+        route = self.route(plan, routing_key=routing_key, conversation_id=conversation_id)
+        steps = self._routed_call(route, request, segment, safe_to_repeat)
+        arm = next(steps)
+        while True:
+            try:
+                completion = await self._acall(route, arm, request, task, stream)
+            except Exception as error:
+                step = partial(steps.throw, error)
+            else:
+                step = partial(steps.send, completion)
+            try:
+                arm = step()
+            except StopIteration as done:
+                return done.value
+
+    def _routed_call(self, route: Route, request: ChatRequest, segment: str | None,
+                     safe_to_repeat: bool) -> Generator[Arm, Completion, RoutedCompletion]:
+        """Fallback, result, event and shadow sample of one call, whatever calls the arms: yields the arm to
+        call next, is sent its Completion or thrown its error, returns the result. `complete` drives it
+        synchronously and `acomplete` on the event loop, so both behave alike by construction."""
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
         chosen = route.decision.arm
         if chosen is Arm.CANDIDATE:
             try:
-                completion = self._call(route, Arm.CANDIDATE, request, task, stream)
+                completion = yield Arm.CANDIDATE
             except Exception as error:  # a provider failure or a bug on the candidate's side: fall back
                 failed_ms = (time.perf_counter() - started) * 1000
                 if not isinstance(error, ProviderError):
-                    logger.exception("cutover: the candidate call failed unexpectedly; falling back")
+                    logger.error("cutover: the candidate call failed unexpectedly; falling back", exc_info=error)
                 try:
-                    completion = self._call(route, Arm.BASELINE, request, task, stream)
+                    completion = yield Arm.BASELINE
                 except ProviderError:
                     self._report_failure(route, request_id, Arm.CANDIDATE, error, failed_ms, segment, fell_back=True)
                     raise
@@ -220,7 +298,7 @@ class CutoverClient:
                 return self._result(route, request_id, request, completion, Arm.BASELINE, fell_back=True)
         else:
             try:
-                completion = self._call(route, Arm.BASELINE, request, task, stream)
+                completion = yield Arm.BASELINE
             except ProviderError as error:
                 self._report_failure(route, request_id, Arm.BASELINE, error,
                                      (time.perf_counter() - started) * 1000, segment, fell_back=False)
@@ -231,11 +309,6 @@ class CutoverClient:
             self._maybe_mirror(route, request, completion, request_id, segment, safe_to_repeat)
         return result
 
-    async def acomplete(self, plan: str, request: ChatRequest, **options: Any) -> RoutedCompletion:
-        """`complete` for asyncio code: the provider call runs in the client's thread pool."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(self.complete, plan, request, **options))
-
     def stream(self, plan: str, request: ChatRequest, *, routing_key: str | None = None,
                conversation_id: str | None = None, segment: str | None = None, task: str | None = None,
                safe_to_repeat: bool = True) -> RoutedStream:
@@ -243,6 +316,13 @@ class CutoverClient:
         text falls back to the baseline; a failure after text was delivered raises ProviderError."""
         route = self.route(plan, routing_key=routing_key, conversation_id=conversation_id)
         return RoutedStream(self, route, request, segment=segment, task=task, safe_to_repeat=safe_to_repeat)
+
+    def astream(self, plan: str, request: ChatRequest, *, routing_key: str | None = None,
+                conversation_id: str | None = None, segment: str | None = None, task: str | None = None,
+                safe_to_repeat: bool = True) -> AsyncRoutedStream:
+        """`stream` for asyncio code (`async for text in ...`), called as `acomplete` calls."""
+        route = self.route(plan, routing_key=routing_key, conversation_id=conversation_id)
+        return AsyncRoutedStream(self, route, request, segment=segment, task=task, safe_to_repeat=safe_to_repeat)
 
     # --- results, events, shadow ---------------------------------------------------------------------
 
@@ -305,8 +385,10 @@ class CutoverClient:
             logger.exception("cutover: could not queue a shadow sample")
 
 
-class RoutedStream:
-    """A streamed, routed call: iterate for the text; `result` once the iteration ended."""
+class _RoutedStreamBase:
+    """What a streamed, routed call decides and reports, whether read synchronously or from asyncio: a
+    candidate that fails before its first text falls back to the baseline; a failure after text was
+    delivered is raised (and reported, unless after a fallback, whose event is already queued)."""
 
     def __init__(self, client: CutoverClient, route: Route, request: ChatRequest, *, segment: str | None,
                  task: str | None, safe_to_repeat: bool) -> None:
@@ -327,55 +409,106 @@ class RoutedStream:
             raise RuntimeError("the stream has not been read to the end yet")
         return self._result
 
+    def _fallback_after(self, error: Exception, started: float) -> Arm | None:
+        """The chosen arm failed before its first text: report it; the arm to open instead, or None when
+        there is none (the caller re-raises)."""
+        failed_ms = (time.perf_counter() - started) * 1000
+        chosen = self.route.decision.arm
+        if chosen is not Arm.CANDIDATE:
+            if isinstance(error, ProviderError):
+                self.client._report_failure(self.route, self.request_id, chosen, error, failed_ms, self.segment,
+                                            fell_back=False)
+            return None
+        self.fell_back, self.answered = True, Arm.BASELINE
+        self.client._report_failure(self.route, self.request_id, Arm.CANDIDATE, error, failed_ms, self.segment,
+                                    fell_back=True)
+        return Arm.BASELINE
+
+    def _broke(self, error: ProviderError, started: float) -> None:
+        if not self.fell_back:
+            self.client._report_failure(self.route, self.request_id, self.route.decision.arm, error,
+                                        (time.perf_counter() - started) * 1000, self.segment, fell_back=False)
+
+    def _finished(self, completion: Completion) -> None:
+        client, route = self.client, self.route
+        self._result = client._result(route, self.request_id, self.request, completion, self.answered,
+                                      fell_back=self.fell_back)
+        if not self.fell_back:
+            client._report_success(route, self._result, self.segment)
+            if route.decision.arm is Arm.BASELINE:
+                client._maybe_mirror(route, self.request, completion, self.request_id, self.segment,
+                                     self.safe_to_repeat)
+
+
+class RoutedStream(_RoutedStreamBase):
+    """A streamed, routed call: iterate for the text; `result` once the iteration ended."""
+
     def _open(self, arm: Arm) -> tuple[CompletionStream, Iterator[str], str | None]:
         """Open the arm's stream and read up to its first text (errors before that surface here)."""
-        route, client = self.route, self.client
-        if route.config is None:
-            endpoint, prepared = route.endpoint, self.request
-        else:
-            arm_config = route.config.arm(arm)
-            endpoint, prepared = arm_config.endpoint, client.prepare(arm_config, self.request, self.task)
-        stream = client.model_client(endpoint).stream(prepared)
+        endpoint, prepared = self.client._arm_request(self.route, arm, self.request, self.task)
+        stream = self.client.model_client(endpoint).stream(prepared)
         pieces = iter(stream)
         first = next(pieces, None)
         return stream, pieces, first
 
     def __iter__(self) -> Iterator[str]:
-        client, route = self.client, self.route
         started = time.perf_counter()
-        chosen = route.decision.arm
         try:
-            stream, pieces, first = self._open(chosen)
+            stream, pieces, first = self._open(self.route.decision.arm)
         except Exception as error:
-            failed_ms = (time.perf_counter() - started) * 1000
-            if chosen is not Arm.CANDIDATE:
-                if isinstance(error, ProviderError):
-                    client._report_failure(route, self.request_id, chosen, error, failed_ms, self.segment,
-                                           fell_back=False)
+            fallback = self._fallback_after(error, started)
+            if fallback is None:
                 raise
-            self.fell_back, self.answered = True, Arm.BASELINE
-            try:
-                stream, pieces, first = self._open(Arm.BASELINE)
-            finally:
-                client._report_failure(route, self.request_id, Arm.CANDIDATE, error, failed_ms, self.segment,
-                                       fell_back=True)
+            stream, pieces, first = self._open(fallback)
         try:
             if first is not None:
                 yield first
             yield from pieces
         except ProviderError as error:
-            if not self.fell_back:
-                client._report_failure(route, self.request_id, chosen, error, (time.perf_counter() - started) * 1000,
-                                       self.segment, fell_back=False)
+            self._broke(error, started)
             raise
-        completion = stream.completion
-        self._result = client._result(route, self.request_id, self.request, completion, self.answered,
-                                      fell_back=self.fell_back)
-        if not self.fell_back:
-            client._report_success(route, self._result, self.segment)
-            if chosen is Arm.BASELINE:
-                client._maybe_mirror(route, self.request, completion, self.request_id, self.segment,
-                                     self.safe_to_repeat)
+        self._finished(stream.completion)
+
+
+class AsyncRoutedStream(_RoutedStreamBase):
+    """`RoutedStream` for asyncio: `async for text in stream`; `result` once the iteration ended."""
+
+    async def _open(self, arm: Arm) -> tuple[AsyncCompletionStream, AsyncIterator[str], str | None]:
+        endpoint, prepared = self.client._arm_request(self.route, arm, self.request, self.task)
+        stream = self.client.async_model_client(endpoint).stream(prepared)
+        pieces = aiter(stream)
+        first = await anext(pieces, None)
+        return stream, pieces, first
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._texts()
+
+    async def _texts(self) -> AsyncIterator[str]:
+        started = time.perf_counter()
+        try:
+            stream, pieces, first = await self._open(self.route.decision.arm)
+        except Exception as error:
+            fallback = self._fallback_after(error, started)
+            if fallback is None:
+                raise
+            stream, pieces, first = await self._open(fallback)
+        try:
+            if first is not None:
+                yield first
+            async for text in pieces:
+                yield text
+        except ProviderError as error:
+            self._broke(error, started)
+            raise
+        self._finished(stream.completion)
+
+
+@dataclass(slots=True)
+class _AsyncPool:
+    """One event loop's HTTP connection pool and the async clients sharing it."""
+
+    http: ConnectionPool
+    clients: dict[EndpointSpec, AsyncModelClient]
 
 
 def _now_iso() -> str:
