@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint serve worker beat migrate demo clean
+.PHONY: install test test-browser lint serve worker beat migrate demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Cutover needs Python 3.11 or newer"'
@@ -17,6 +17,11 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests alone (they also run in `make test`): headless Debian chromium driven by Playwright;
+# screenshots go to $$CUTOVER_ARTIFACTS_DIR/screenshots (default var/artifacts/screenshots).
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,6 +37,10 @@ worker: $(STAMP)
 
 beat: $(STAMP)
 	DEBUG=$${DEBUG:-1} $(BIN)/celery -A controlplane beat --loglevel=INFO
+
+# The whole stack on loopback and a scripted migration rehearsal; the admin stays up until Ctrl-C.
+demo: $(STAMP)
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py demo
 
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache

@@ -10,6 +10,7 @@ from .domain.lifecycle import State
 from .domain.rules import Comparison, Metric, step_percent_problems, threshold_problem
 from .domain.secrets import api_key_env_problem, secret_param_names, url_has_credentials
 from .models import HealthRule, MigrationPlan, ModelEndpoint, Provider, RolloutStep, SDKKey, SDKScope
+from .services.plans import QUALITY_FIELDS
 
 
 class ModelEndpointForm(forms.ModelForm):
@@ -62,7 +63,7 @@ class MigrationPlanForm(forms.ModelForm):
         model = MigrationPlan
         fields = ["key", "description", "environment", "baseline", "baseline_prompt_adapter", "candidate",
                   "candidate_prompt_adapter", "shadow_sample_rate", "evaluation_duration_seconds",
-                  "shadow_duration_seconds", "final_hold_seconds", "cleanup_after_seconds"]
+                  "shadow_duration_seconds", "final_hold_seconds", "cleanup_after_seconds", *QUALITY_FIELDS]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -2,11 +2,13 @@
 
 from rest_framework import serializers
 
+from cutover.comparators import REGISTRY as COMPARATORS
+
 from ..domain.lifecycle import allowed_actions
 from ..domain.rules import Comparison, Metric, RuleAction, Severity, step_percent_problems, threshold_problem
 from ..domain.secrets import api_key_env_problem, secret_param_names, url_has_credentials
 from ..models import Alert, AuditEvent, Environment, MigrationPlan, ModelEndpoint, SDKKey, SDKScope
-from ..services.plans import RuleSpec, StepSpec
+from ..services.plans import QUALITY_FIELDS, RuleSpec, StepSpec
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):
@@ -100,6 +102,16 @@ class PlanInputSerializer(serializers.Serializer):
     cleanup_after_seconds = serializers.IntegerField(min_value=0, required=False)
     steps = StepSerializer(many=True, required=False, allow_empty=False)
     rules = RuleSerializer(many=True, required=False)
+    # Evaluation and shadow settings (docs/evaluation-and-shadow.md).
+    requires_evaluation_pass = serializers.BooleanField(required=False)
+    min_accuracy = serializers.FloatField(min_value=0, max_value=1, required=False)
+    max_p95_ms = serializers.FloatField(min_value=0, required=False)
+    max_cost_per_request = serializers.FloatField(min_value=0, required=False)
+    shadow_comparator = serializers.ChoiceField(choices=sorted(COMPARATORS), required=False)
+    shadow_agreement_threshold = serializers.FloatField(min_value=0, max_value=1, required=False)
+    shadow_max_disagreement = serializers.FloatField(min_value=0, max_value=1, required=False)
+    shadow_min_comparisons = serializers.IntegerField(min_value=1, required=False)
+    noise_floor_fraction = serializers.FloatField(min_value=0, max_value=1, required=False)
 
     def validate_key(self, value: str) -> str:
         taken = MigrationPlan.objects.filter(key=value)
@@ -160,8 +172,8 @@ class PlanSerializer(serializers.ModelSerializer):
             "key", "description", "environment", "baseline", "candidate", "baseline_prompt_adapter",
             "candidate_prompt_adapter", "state", "paused_from", "candidate_percent", "rollback",
             "current_step_index", "shadow_sample_rate", "salt", "config_version", "evaluation_duration_seconds",
-            "shadow_duration_seconds", "final_hold_seconds", "cleanup_after_seconds", "steps", "rules",
-            "allowed_actions", "state_changed_at", "created_by", "created_at", "updated_at",
+            "shadow_duration_seconds", "final_hold_seconds", "cleanup_after_seconds", *QUALITY_FIELDS, "steps",
+            "rules", "allowed_actions", "state_changed_at", "created_by", "created_at", "updated_at",
         ]
         read_only_fields = fields
 

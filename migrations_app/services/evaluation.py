@@ -42,6 +42,7 @@ from ..models import (
     ModelEndpoint,
 )
 from .audit import audit_record
+from .plans import QUALITY_FIELDS, plan_update
 from .rate_limit import RateLimited
 from .shadow import chat_request, offline_call, parse_messages, parse_params
 
@@ -378,26 +379,15 @@ def evaluation_schedules_tick(*, now: datetime | None = None) -> list[Evaluation
     return started
 
 
-PLAN_QUALITY_FIELDS = ("requires_evaluation_pass", "min_accuracy", "max_p95_ms", "max_cost_per_request",
-                       "shadow_comparator", "shadow_agreement_threshold", "shadow_max_disagreement",
-                       "shadow_min_comparisons", "noise_floor_fraction")
+PLAN_QUALITY_FIELDS = QUALITY_FIELDS
 
 
 def plan_quality_settings_update(*, actor: str, plan: MigrationPlan, reason: str = "", **fields: Any) -> MigrationPlan:
-    """Set a plan's evaluation and shadow settings (success criteria, thresholds), audited."""
-    unknown = set(fields) - set(PLAN_QUALITY_FIELDS)
+    """Set a plan's evaluation and shadow settings (success criteria, thresholds): a plan edit limited to
+    those fields, so it is validated and audited like any other."""
+    unknown = set(fields) - set(QUALITY_FIELDS)
     if unknown:
         raise TypeError(f"unknown quality settings: {sorted(unknown)}")
     if "shadow_comparator" in fields:
         get_comparator(fields["shadow_comparator"])
-    with transaction.atomic():
-        plan = MigrationPlan.objects.select_for_update().get(pk=plan.pk)
-        before = {name: getattr(plan, name) for name in fields}
-        for name, value in fields.items():
-            setattr(plan, name, value)
-        plan.full_clean(validate_unique=False, validate_constraints=False,
-                        exclude=[f.name for f in plan._meta.fields if f.name not in fields])
-        plan.save(update_fields=[*fields, "updated_at"])
-        audit_record(actor=actor, action="plan.quality_settings", plan=plan, before=before,
-                     after={name: getattr(plan, name) for name in fields}, reason=reason)
-    return plan
+    return plan_update(actor=actor, plan=plan, reason=reason, **fields)

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from .. import selectors
 from ..domain import playbook
 from ..domain.lifecycle import Action, IllegalTransition, Position, State, transition
 from ..models import Environment, HealthRule, MigrationPlan, ModelEndpoint, RolloutStep
@@ -21,10 +22,15 @@ from .config_cache import plan_config_bump
 
 # The fields a lifecycle transition may change, as the audit trail shows them.
 _POSITION_FIELDS = ("state", "candidate_percent", "rollback", "current_step_index", "paused_from")
+# The plan's evaluation and shadow settings: success criteria and the shadow gate.
+QUALITY_FIELDS = ("requires_evaluation_pass", "min_accuracy", "max_p95_ms", "max_cost_per_request",
+                  "shadow_comparator", "shadow_agreement_threshold", "shadow_max_disagreement",
+                  "shadow_min_comparisons", "noise_floor_fraction")
 # Plan fields an edit may change after creation.
 EDITABLE_FIELDS = (
     "description", "baseline_prompt_adapter", "candidate_prompt_adapter", "shadow_sample_rate",
     "evaluation_duration_seconds", "shadow_duration_seconds", "final_hold_seconds", "cleanup_after_seconds",
+    *QUALITY_FIELDS,
 )
 # What of a plan the SDK config document shows: a change to these wakes every poller.
 DOCUMENT_FIELDS = ("baseline", "candidate", "baseline_prompt_adapter", "candidate_prompt_adapter",
@@ -156,6 +162,8 @@ def plan_act(*, actor: str, plan_key: str, action: Action | str, reason: str = "
         plan = MigrationPlan.objects.select_for_update().get(key=plan_key)
         step_percents = list(plan.steps.order_by("order").values_list("percent", flat=True))
         new_position = transition(plan.position, action, step_percents)
+        if plan.state == State.EVALUATING and action is Action.ADVANCE:
+            _require_evaluation_gate(plan)
         before = _snapshot(plan, _POSITION_FIELDS)
         _apply_position(plan, new_position)
         plan_config_bump(plan)
@@ -168,6 +176,15 @@ def plan_act(*, actor: str, plan_key: str, action: Action | str, reason: str = "
         if action in (Action.RESUME, Action.RETRY, Action.ABORT):
             alerts_resolve_plan_level(plan=plan)
     return plan
+
+
+def _require_evaluation_gate(plan: MigrationPlan) -> None:
+    """A plan that requires a passing evaluation run moves on to shadow only with one."""
+    gate = selectors.evaluation_gate(plan=plan)
+    if gate not in ("passed", "not_required"):
+        raise IllegalTransition(State.EVALUATING, Action.ADVANCE,
+                                f"the plan requires a passing evaluation run before it leaves evaluation; "
+                                f"the latest run is {gate}")
 
 
 def _apply_position(plan: MigrationPlan, position: Position) -> None:

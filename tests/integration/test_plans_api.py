@@ -216,3 +216,20 @@ def test_schema_and_docs__served_without_internet_assets(ops_client):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "swagger-ui" in html and "cdn" not in html.lower() and "//unpkg" not in html
+
+
+def test_advance_out_of_evaluation__plan_requires_a_passing_run_and_has_none__409_naming_why(ops_client, endpoints):
+    ops_client.post("/api/v1/plans/", plan_body(requires_evaluation_pass=True, min_accuracy=0.9), format="json")
+    ops_client.post("/api/v1/plans/support-bot/start/", {}, format="json")
+    response = ops_client.post("/api/v1/plans/support-bot/advance/", {}, format="json")
+    assert response.status_code == 409
+    assert response.json()["state"] == "evaluating" and "passing evaluation run" in response.json()["detail"]
+    assert ops_client.post("/api/v1/plans/support-bot/pause/", {}, format="json").status_code == 200
+
+
+def test_create_plan__evaluation_and_shadow_settings__stored_and_shown(ops_client, endpoints):
+    plan = ops_client.post("/api/v1/plans/", plan_body(requires_evaluation_pass=True, max_p95_ms=1500,
+                                                        shadow_min_comparisons=300), format="json").json()
+    assert (plan["requires_evaluation_pass"], plan["max_p95_ms"], plan["shadow_min_comparisons"]) == (True, 1500, 300)
+    response = ops_client.post("/api/v1/plans/", plan_body(key="other", shadow_comparator="vibes"), format="json")
+    assert response.status_code == 400 and "shadow_comparator" in response.json()
