@@ -98,6 +98,9 @@ class AnswerSpec:
     {"answer": <deterministic>}), refusal, tool_call (calls the request's first tool with `json` as
     arguments), mirror (the answer `mirror_model` would give, altered on `alter_fraction` of prompts).
     `refusal_rate` refuses that fraction of prompts; `wrap` puts the text in a ```json fence or <answer> tags.
+    `vary_fraction` answers that fraction of *calls* (drawn per call, not per prompt) with another sample —
+    one of `variants` alternative deterministic answers — as a model sampling at temperature > 0 does; a
+    mirror of such a model varies alike. 0 (the default) keeps every answer fixed by seed and prompt.
     """
 
     kind: AnswerKind = "deterministic"
@@ -110,6 +113,8 @@ class AnswerSpec:
     alter_fraction: float = 0.0
     alter: Alteration = "replace"
     alter_text: str = "This answer was altered by the simulator."
+    vary_fraction: float = 0.0
+    variants: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,9 +249,11 @@ def stable_fraction(*parts: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def render_answer(scenario: Scenario, request: SimRequest) -> SimAnswer:
+def render_answer(scenario: Scenario, request: SimRequest, rng: random.Random | None = None) -> SimAnswer:
+    """The scripted answer; `rng` draws the per-call variation of scripts with `vary_fraction` (without one,
+    answers never vary)."""
     script = scenario.script_for(request.model)
-    text, tool = _answer_text(scenario, script, request, depth=0)
+    text, tool = _answer_text(scenario, script, request, depth=0, rng=rng)
     usage = script.usage
     input_tokens = usage.input_tokens if usage.input_tokens is not None else usage.count(request.prompt_text)
     if tool is not None:
@@ -265,18 +272,20 @@ def render_answer(scenario: Scenario, request: SimRequest) -> SimAnswer:
 
 
 def _answer_text(
-    scenario: Scenario, script: ModelScript, request: SimRequest, depth: int
+    scenario: Scenario, script: ModelScript, request: SimRequest, depth: int, rng: random.Random | None = None
 ) -> tuple[str, tuple[str, str] | None]:
     spec = script.answer
     seed = str(scenario.seed)
     if spec.refusal_rate and stable_fraction(seed, "refuse", request.model, request.prompt_text) < spec.refusal_rate:
         return REFUSAL_TEXT, None
+    if rng is not None and spec.vary_fraction and spec.kind != "mirror" and rng.random() < spec.vary_fraction:
+        seed = f"{seed}~{rng.randrange(1, max(spec.variants, 1) + 1)}"
 
     if spec.kind == "tool_call" and request.tool_names:
         return "", (request.tool_names[0], json.dumps(spec.json if spec.json is not None else {}))
     if spec.kind == "mirror" and spec.mirror_model and depth < 4:
         mirrored = SimRequest(**{**_as_dict(request), "model": spec.mirror_model})
-        text, tool = _answer_text(scenario, scenario.script_for(spec.mirror_model), mirrored, depth + 1)
+        text, tool = _answer_text(scenario, scenario.script_for(spec.mirror_model), mirrored, depth + 1, rng)
         if tool is None and stable_fraction(seed, "alter", request.model, request.prompt_text) < spec.alter_fraction:
             text = _alter(text, spec)
         return text, tool

@@ -120,7 +120,7 @@ class SimulatorApp:
         script = scenario.script_for(request.model)
         state.recent.append(RecordedRequest(api, request.model, path, dict(headers), payload))
         request_id = state.next_request_id()
-        answer = render_answer(scenario, request)
+        answer = render_answer(scenario, request, state.rng)
 
         outcome = state.next_outcome(request.model, script)
         if scenario.api_key is not None and _presented_key(headers, query) != scenario.api_key:
