@@ -1,11 +1,18 @@
 """The SDK side of the API: what every SDK and sidecar polls. Kept off the database on the hot path."""
 
 import json
+from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -15,6 +22,7 @@ from ..domain.events import BatchInvalid
 from ..models import SDKScope
 from ..services.config_cache import config_document_get, config_wait_for_change
 from ..services.ingest import IngestResult, events_ingest, feedback_ingest
+from ..services.shadow import shadow_sample_ingest
 from .authentication import SDKKeyAuthentication
 from .permissions import HasSDKScope
 
@@ -76,53 +84,46 @@ def _json_body(request) -> object:
 
 
 class _SDKWriteView(APIView):
+    """An SDK write: the body goes whole to `ingest` (a service validating it in the domain — cheaper on the
+    hot path than DRF's parsers), which refuses a bad batch whole (400 naming each bad field)."""
+
     authentication_classes = [SDKKeyAuthentication]
     permission_classes = [HasSDKScope]
     required_scope = SDKScope.EVENTS_WRITE
-    # The body is parsed by the domain's validators, not DRF's parsers (cheaper on the hot path).
     parser_classes: list = []
+    ingest: Callable[..., IngestResult]
 
-    def _accepted(self, result: IngestResult) -> Response:
+    def post(self, request):
+        try:
+            result = type(self).ingest(environment_id=request.user.environment_id, payload=_json_body(request))
+        except BatchInvalid as invalid:
+            raise ValidationError(invalid.errors) from invalid
         return Response({"accepted": result.accepted, "duplicate": result.duplicate}, status=202)
 
 
-_INGEST_RESPONSES = {202: inline_serializer("IngestResult", {"accepted": serializers.IntegerField(),
-                                                             "duplicate": serializers.IntegerField()}),
-                     400: OpenApiResponse(description="the batch is refused whole; each bad field named")}
+_INGEST_RESPONSES = {
+    202: inline_serializer("IngestResult", {"accepted": serializers.IntegerField(),
+                                            "duplicate": serializers.IntegerField()}),
+    400: OpenApiResponse(description="the batch is refused whole; each bad field named"),
+}
 
 
+def _ingest_schema(summary: str):
+    return extend_schema_view(post=extend_schema(summary=summary, request=OpenApiTypes.OBJECT,
+                                                 responses=_INGEST_RESPONSES))
+
+
+@_ingest_schema("Report a batch of per-request events")
 class SDKEventsView(_SDKWriteView):
-    @extend_schema(summary="Report a batch of per-request events", request=OpenApiTypes.OBJECT,
-                   responses=_INGEST_RESPONSES)
-    def post(self, request):
-        try:
-            result = events_ingest(environment_id=request.user.environment_id, payload=_json_body(request))
-        except BatchInvalid as invalid:
-            raise ValidationError(invalid.errors) from invalid
-        return self._accepted(result)
+    ingest = events_ingest
 
 
+@_ingest_schema("Report user feedback on requests")
 class SDKFeedbackView(_SDKWriteView):
-    @extend_schema(summary="Report user feedback on requests", request=OpenApiTypes.OBJECT,
-                   responses=_INGEST_RESPONSES)
-    def post(self, request):
-        try:
-            result = feedback_ingest(environment_id=request.user.environment_id, payload=_json_body(request))
-        except BatchInvalid as invalid:
-            raise ValidationError(invalid.errors) from invalid
-        return self._accepted(result)
+    ingest = feedback_ingest
 
 
+@_ingest_schema("Submit a shadow sample (idempotent on request_id); the worker asks the candidate and stores "
+                "the comparison")
 class SDKShadowView(_SDKWriteView):
-    """A mirrored request and the baseline's answer; the worker asks the candidate and stores the comparison."""
-
-    @extend_schema(summary="Submit a shadow sample (idempotent on request_id)", request=OpenApiTypes.OBJECT,
-                   responses=_INGEST_RESPONSES)
-    def post(self, request):
-        from ..services.shadow import shadow_sample_ingest
-
-        try:
-            result = shadow_sample_ingest(environment_id=request.user.environment_id, payload=_json_body(request))
-        except BatchInvalid as invalid:
-            raise ValidationError(invalid.errors) from invalid
-        return Response({"accepted": result.accepted, "duplicate": result.duplicate}, status=202)
+    ingest = shadow_sample_ingest

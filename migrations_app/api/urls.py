@@ -10,27 +10,18 @@ router.register("plans", views.PlanViewSet, basename="plan")
 router.register("audit", views.AuditEventViewSet, basename="audit")
 router.register("alerts", views.AlertViewSet, basename="alert")
 router.register("sdk-keys", views.SDKKeyViewSet, basename="sdk-key")
+router.register("evaluation-datasets", views.EvaluationDatasetViewSet, basename="evaluation-dataset")
+router.register("evaluation-runs", views.EvaluationRunViewSet, basename="evaluation-run")
 
 urlpatterns = [
     path("sdk/config", sdk_views.SDKConfigView.as_view(), name="sdk-config"),
     path("sdk/events", sdk_views.SDKEventsView.as_view(), name="sdk-events"),
     path("sdk/feedback", sdk_views.SDKFeedbackView.as_view(), name="sdk-feedback"),
-    *router.urls,
-]
-
-# --- evaluation and shadow ---
-from rest_framework.routers import SimpleRouter  # noqa: E402
-
-evaluation_router = SimpleRouter(trailing_slash=True)
-evaluation_router.register("evaluation-datasets", views.EvaluationDatasetViewSet, basename="evaluation-dataset")
-evaluation_router.register("evaluation-runs", views.EvaluationRunViewSet, basename="evaluation-run")
-urlpatterns = [
     path("sdk/shadow", sdk_views.SDKShadowView.as_view(), name="sdk-shadow"),
     path("plans/<slug:key>/comparisons/", views.PlanComparisonsView.as_view(), name="plan-comparisons"),
     path("plans/<slug:key>/comparisons/export.jsonl", views.PlanComparisonsExportView.as_view(),
          name="plan-comparisons-export"),
     path("plans/<slug:key>/shadow-summary/", views.PlanShadowSummaryView.as_view(), name="plan-shadow-summary"),
     path("plans/<slug:key>/quality-settings/", views.PlanQualitySettingsView.as_view(), name="plan-quality-settings"),
-    *evaluation_router.urls,
-    *urlpatterns,
+    *router.urls,
 ]

@@ -10,6 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from cutover.simulator import Scenario, SimulatorServer
+from cutover.simulator.scenario import stable_fraction
 from migrations_app import selectors
 from migrations_app.models import ShadowComparison, ShadowSample
 from migrations_app.services.rate_limit import rate_limit_reset
@@ -19,12 +20,13 @@ from tests.support.simulated_plans import SIM_KEY_ENV, live_baseline_answer, sim
 
 pytestmark = pytest.mark.django_db
 
-PROMPTS = [f"Customer {i} asks about the status of order {1000 + i} and a refund." for i in range(300)]
+PROMPTS = [f"Customer {i} asks about the status of order {1000 + i} and a refund." for i in range(400)]
+SEED = 5
 
 
 @pytest.fixture(scope="module")
 def simulator():
-    scenario = Scenario.from_dict({"seed": 5, "default": {"latency": {"median_ms": 0}}})
+    scenario = Scenario.from_dict({"seed": SEED, "default": {"latency": {"median_ms": 0}}})
     with SimulatorServer(scenario) as server:
         yield server
 
@@ -71,17 +73,20 @@ def test_candidate_drifting_on_30_percent_of_prompts__about_30_percent_disagree_
 
     mirror_traffic(plan, PROMPTS)
 
+    # The simulator alters a fixed set of prompts (a hash below 0.3): about 30 %, exactly this share here.
+    altered = sum(stable_fraction(str(SEED), "alter", cand, "\n" + p) < 0.3 for p in PROMPTS) / len(PROMPTS)
+    assert altered == pytest.approx(0.3, abs=0.05)
     summary = selectors.shadow_summary(plan=plan)
-    assert summary.comparisons == 300
-    assert 120 <= summary.noise_samples <= 180
+    assert summary.comparisons == 400
+    assert 160 <= summary.noise_samples <= 240
     assert 0.18 <= summary.noise_floor <= 0.38  # the baseline disagrees with itself on ~28 % of prompts
     assert summary.disagreement > summary.noise_floor
-    assert summary.disagreement_above_noise == pytest.approx(0.30, abs=0.08)
+    assert summary.disagreement_above_noise == pytest.approx(altered, abs=0.07)
     low, high = summary.interval
-    assert 0.12 < low < 0.30 < high
+    assert 0.05 < low < altered < high  # always-valid (anytime) interval: wider than a one-look one
     assert summary.verdict == "fail"  # far above the 5 % the plan allows
     assert set(summary.per_segment) == {"billing", "shipping"}
-    assert all(seg["comparisons"] == 150 for seg in summary.per_segment.values())
+    assert all(seg["comparisons"] == 200 for seg in summary.per_segment.values())
     worst = ShadowComparison.objects.get(pk=summary.worst[0])
     assert worst.disagree and worst.candidate_text == "This answer was altered by the simulator."
 
@@ -94,7 +99,7 @@ def test_candidate_behaving_like_the_nondeterministic_baseline__no_disagreement_
     mirror_traffic(plan, PROMPTS)
 
     summary = selectors.shadow_summary(plan=plan)
-    assert summary.comparisons == 300
+    assert summary.comparisons == 400
     assert summary.disagreement == pytest.approx(summary.noise_floor, abs=0.1)  # it disagrees, but only as noise
     assert summary.disagreement_above_noise < 0.08
     assert summary.interval[0] <= 0.0  # nothing detectably above the noise floor
@@ -240,4 +245,49 @@ def test_quality_settings__set_through_the_api_and_audited(simulator, ops_client
     assert response.status_code == 200 and response.json()["noise_floor_fraction"] == 0.3
     plan.refresh_from_db()
     assert plan.requires_evaluation_pass and selectors.evaluation_gate(plan=plan) == "pending"
-    assert plan.audit_events.filter(action="plan.quality_settings").exists()
+    assert plan.audit_events.filter(action="plan.updated").exists()
+
+
+# --- the admin ----------------------------------------------------------------------------------------------
+
+
+def test_admin_shadow_page__both_answers_side_by_side_with_the_difference_marked(simulator, client):
+    base = script(simulator, "admin-base", {})
+    cand = script(simulator, "admin-cand", {"kind": "mirror", "mirror_model": base, "alter_fraction": 0.5})
+    plan = sim_plan(simulator, baseline_model=base, candidate_model=cand)
+    mirror_traffic(plan, PROMPTS[:12])
+    client.force_login(factories.make_staff_user("admin", superuser=True))
+
+    page = client.get(f"/admin/migrations_app/shadowcomparison/shadow/{plan.key}/", {"max_score": "0.5"})
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="shadow-summary"' in html and "beyond noise" in html
+    assert '<ins class="cutover-diff">' in html and '<del class="cutover-diff">' in html
+    assert "altered by" in html
+    assert html.count("module cutover-disagree") == ShadowComparison.objects.filter(score__lte=0.5).count()
+    assert client.get("/admin/migrations_app/shadowcomparison/").status_code == 200
+
+
+def test_admin_evaluation_pages__import_form_and_report_render(simulator, client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from migrations_app.services.evaluation import evaluation_run_create, evaluation_run_execute
+
+    plan = sim_plan(simulator, baseline_model=script(simulator, "adm-eval-base", {}),
+                    candidate_model=script(simulator, "adm-eval-cand",
+                                           {"kind": "mirror", "mirror_model": "adm-eval-base"}))
+    client.force_login(factories.make_staff_user("admin", superuser=True))
+    upload = SimpleUploadedFile("cases.jsonl", b'{"input": "Hi", "segment": "greeting"}\n{"input": "Bye"}\n')
+    response = client.post("/admin/migrations_app/evaluationdataset/import/",
+                           {"name": "admin-cases", "format": "jsonl", "file": upload})
+    assert response.status_code == 302
+    from migrations_app.models import EvaluationDataset
+
+    dataset = EvaluationDataset.objects.get(name="admin-cases")
+    run = evaluation_run_execute(run_id=evaluation_run_create(actor="test", dataset=dataset, plan=plan,
+                                                              repetitions=2).pk)
+    page = client.get(f"/admin/migrations_app/evaluationrun/{run.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="evaluation-report"' in html and "latency p95 (ms)" in html and 'id="recommendation"' in html
