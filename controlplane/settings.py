@@ -50,6 +50,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A database outage is a 503 with Retry-After, not a 500 (DRF views: api.errors.exception_handler).
+    "migrations_app.api.errors.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -248,6 +250,9 @@ CUTOVER_OFFLINE_BURST_SECONDS = env.float("CUTOVER_OFFLINE_BURST_SECONDS", defau
 CUTOVER_OFFLINE_MAX_WAIT_SECONDS = env.float("CUTOVER_OFFLINE_MAX_WAIT_SECONDS", default=10.0)
 # An evaluation run's calls in flight at once, per provider.
 CUTOVER_EVALUATION_MAX_IN_FLIGHT = env.int("CUTOVER_EVALUATION_MAX_IN_FLIGHT", default=16)
+# How long a worker holds a shadow sample while it asks the candidate; a run that finds the sample held retries
+# once the lease runs out (the holder may have been killed mid-call). Longer than a call with its retries.
+CUTOVER_SHADOW_LEASE_SECONDS = env.float("CUTOVER_SHADOW_LEASE_SECONDS", default=120.0)
 # Provider call timeout (seconds) for shadow and evaluation calls.
 CUTOVER_OFFLINE_CALL_TIMEOUT = env.float("CUTOVER_OFFLINE_CALL_TIMEOUT", default=60.0)
 CUTOVER_EVALUATION_SCHEDULE_TICK_SECONDS = env.float("CUTOVER_EVALUATION_SCHEDULE_TICK_SECONDS", default=60.0)

@@ -1,6 +1,7 @@
 """Reads: the SDK config document, SDK key look-ups, plan listings."""
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -13,6 +14,8 @@ from .domain.lifecycle import State
 from .domain.rules import Metric
 from .domain.statistics import ArmWindow, metric_samples, metric_value
 from .models import Arm, Environment, MetricRollup, MigrationPlan, ModelEndpoint, SDKKey
+
+logger = logging.getLogger("migrations_app.cache")
 
 # Plans an SDK must know about: every one that has left the drawing board.
 _UNPUBLISHED_STATES = (State.DRAFT.value,)
@@ -105,12 +108,32 @@ def sdk_principal_from_key(key: SDKKey) -> SDKPrincipal:
 _UNKNOWN = "unknown"
 
 
+def cache_get_or_none(key: str):
+    """The cached value, or None when it is missing or the cache is down: the cache only saves SQL on the SDK
+    path, so a Redis outage (or restart) must fall through to the database, never fail the request."""
+    try:
+        return cache.get(key)
+    except Exception as error:  # redis-py's and the file cache's errors share no base class
+        logger.warning("cache unavailable, reading %s from the database: %s: %s", key, type(error).__name__, error)
+        return None
+
+
+def cache_set_quietly(key: str, value, timeout: float) -> bool:
+    """Store in the cache; False (logged) when the cache is down."""
+    try:
+        cache.set(key, value, timeout)
+    except Exception as error:
+        logger.warning("cache unavailable, %s not stored: %s: %s", key, type(error).__name__, error)
+        return False
+    return True
+
+
 def sdk_principal_for_secret(secret: str) -> SDKPrincipal | None:
     """The principal for a presented secret, or None for an unknown one. Cached, including misses (a new
     key has a new hash, so a cached miss can never hide it). A miss is filled while holding the key's row
     lock, which revocation holds until it commits, so a slow reader cannot cache a revoked key as valid."""
     hashed = hash_sdk_secret(secret)
-    cached = cache.get(sdk_key_cache_key(hashed))
+    cached = cache_get_or_none(sdk_key_cache_key(hashed))
     if cached is not None:
         return None if cached == _UNKNOWN else SDKPrincipal(*cached)
     with transaction.atomic():
@@ -118,7 +141,7 @@ def sdk_principal_for_secret(secret: str) -> SDKPrincipal | None:
         key = keys.filter(hashed_secret=hashed).first()
         principal = sdk_principal_from_key(key) if key else None
         entry = _UNKNOWN if principal is None else sdk_principal_cache_entry(principal)
-        cache.set(sdk_key_cache_key(hashed), entry, settings.CUTOVER_CONFIG_CACHE_SECONDS)
+        cache_set_quietly(sdk_key_cache_key(hashed), entry, settings.CUTOVER_CONFIG_CACHE_SECONDS)
     return principal
 
 

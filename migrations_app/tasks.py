@@ -66,8 +66,12 @@ def rollout_tick() -> int:
 @shared_task(name="migrations_app.tasks.shadow_compare", bind=True, max_retries=8, acks_late=True,
              ignore_result=True)
 def shadow_compare(self, sample_id: int) -> None:
-    """Ask the candidate (and maybe the baseline again) for one shadow sample and store the comparison once."""
+    """Ask the candidate (and maybe the baseline again) for one shadow sample and store the comparison once.
+    A provider that is rate-limited or failing, or a database that is briefly unreachable, retries later;
+    a sample whose task is lost anyway is picked up again by shadow_samples_sweep."""
     import random
+
+    from django.db import InterfaceError, OperationalError
 
     from .services.shadow import ShadowRetry
     from .services.shadow import shadow_compare as compare
@@ -76,6 +80,18 @@ def shadow_compare(self, sample_id: int) -> None:
         compare(sample_id=sample_id)
     except ShadowRetry as retry:
         raise self.retry(countdown=retry.countdown + random.uniform(0, 1)) from None
+    except (OperationalError, InterfaceError) as error:
+        from .services.shadow import shadow_release
+
+        shadow_release(sample_id=sample_id, error=repr(error))
+        raise self.retry(countdown=random.uniform(1, 2 ** min(self.request.retries + 1, 6))) from error
+
+
+@shared_task(name="migrations_app.tasks.shadow_samples_sweep", ignore_result=True)
+def shadow_samples_sweep() -> int:
+    from .services.shadow import shadow_samples_sweep as sweep
+
+    return sweep()
 
 
 @shared_task(name="migrations_app.tasks.evaluation_run_execute", acks_late=True, ignore_result=True)

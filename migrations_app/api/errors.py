@@ -1,11 +1,27 @@
-"""One error shape for domain errors: an illegal transition is 409 with the current state."""
+"""One error shape for domain errors: an illegal transition is 409 with the current state; a database that
+cannot be reached is 503 with Retry-After (the SDK keeps its batch and retries), never a 500."""
 
+import logging
+
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..domain.lifecycle import IllegalTransition
 from ..services.plans import PlanNotEditable
+
+logger = logging.getLogger("migrations_app.api")
+
+# Seconds a client is asked to wait before retrying while the database is unavailable.
+DATABASE_RETRY_AFTER_SECONDS = 5
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+_UNAVAILABLE = {"detail": "the database is unavailable; retry later", "code": "database_unavailable"}
+
+
+def _database_unavailable(exc: Exception) -> None:
+    logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
 
 
 def exception_handler(exc, context):
@@ -17,4 +33,24 @@ def exception_handler(exc, context):
     if isinstance(exc, PlanNotEditable):
         return Response({"detail": str(exc), "state": exc.state, "fields": exc.fields},
                         status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, DATABASE_ERRORS):
+        _database_unavailable(exc)
+        return Response(_UNAVAILABLE, status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
     return drf_exception_handler(exc, context)
+
+
+class DatabaseUnavailableMiddleware:
+    """The same 503 for views outside DRF (the admin, health pages): a database outage is no server bug."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, DATABASE_ERRORS):
+            return None
+        _database_unavailable(exception)
+        return JsonResponse(_UNAVAILABLE, status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})

@@ -6,22 +6,30 @@ watch the shared cache. A reader that misses the cache rebuilds the same way. Si
 while holding the lock that writers hold until they commit, documents land in the cache in version order
 and a slow reader can never put back an older one (on SQLite, whose transactions begin IMMEDIATE, the
 database lock plays that part).
+
+The cache and Redis only save work: when they are down the document is built from the database on every
+read, long-polls watch the database instead of the pub/sub channel, and a write still commits.
 """
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from functools import partial
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 
 from .. import selectors
 from ..models import Environment, MigrationPlan
+from ..selectors import cache_get_or_none, cache_set_quietly
+
+logger = logging.getLogger("migrations_app.config_cache")
 
 _POLL_INTERVAL_SECONDS = 0.02
+# How often a long-poll reads the database while Redis (its pub/sub and the cache) is unavailable.
+_DATABASE_POLL_INTERVAL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,7 @@ def _render(document: dict) -> CachedDocument:
 
 def config_document_get(environment_id: int) -> CachedDocument:
     """The current document: from the cache (no SQL), or built and cached on a miss."""
-    cached = cache.get(_cache_key(environment_id))
+    cached = cache_get_or_none(_cache_key(environment_id))
     if cached is not None:
         return CachedDocument(*cached)
     return _rebuild(environment_id)
@@ -66,15 +74,19 @@ def config_publish(environment_id: int) -> None:
     """Rebuild, store and announce the environment's document. Call it after the change committed."""
     document = _rebuild(environment_id)
     if settings.REDIS_URL:
-        _redis().publish(_channel(environment_id), str(document.version))
+        try:
+            _redis().publish(_channel(environment_id), str(document.version))
+        except Exception as error:  # the change is committed; pollers find it on their next read
+            logger.warning("config change of environment %s not announced: %s: %s", environment_id,
+                           type(error).__name__, error)
 
 
 def _rebuild(environment_id: int) -> CachedDocument:
     with transaction.atomic():
         Environment.objects.select_for_update().filter(pk=environment_id).first()
         document = _render(selectors.sdk_config_document(environment_id=environment_id))
-        cache.set(_cache_key(environment_id), (document.version, document.body),
-                  settings.CUTOVER_CONFIG_CACHE_SECONDS)
+        cache_set_quietly(_cache_key(environment_id), (document.version, document.body),
+                          settings.CUTOVER_CONFIG_CACHE_SECONDS)
     return document
 
 
@@ -82,23 +94,32 @@ def config_wait_for_change(environment_id: int, *, known_version: int, timeout: 
     """Block until the document's version differs from `known_version`, or `timeout` seconds pass;
     return the document then current."""
     deadline = time.monotonic() + timeout
+    interval = _POLL_INTERVAL_SECONDS
     if settings.REDIS_URL:
-        pubsub = _redis().pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(_channel(environment_id))
         try:
-            # Subscribed first, then checked: a change between the two is not missed.
-            document = config_document_get(environment_id)
-            while document.version == known_version and (remaining := deadline - time.monotonic()) > 0:
-                if pubsub.get_message(timeout=remaining) is not None:
-                    document = config_document_get(environment_id)
-            return document
-        finally:
-            pubsub.close()
+            return _wait_on_channel(environment_id, known_version=known_version, deadline=deadline)
+        except Exception as error:  # Redis is down: watch the database, less often
+            logger.warning("config long-poll falls back to the database: %s: %s", type(error).__name__, error)
+            interval = _DATABASE_POLL_INTERVAL_SECONDS
     document = config_document_get(environment_id)
     while document.version == known_version and time.monotonic() < deadline:
-        time.sleep(_POLL_INTERVAL_SECONDS)
+        time.sleep(min(interval, max(deadline - time.monotonic(), 0)))
         document = config_document_get(environment_id)
     return document
+
+
+def _wait_on_channel(environment_id: int, *, known_version: int, deadline: float) -> CachedDocument:
+    pubsub = _redis().pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(_channel(environment_id))
+        # Subscribed first, then checked: a change between the two is not missed.
+        document = config_document_get(environment_id)
+        while document.version == known_version and (remaining := deadline - time.monotonic()) > 0:
+            if pubsub.get_message(timeout=remaining) is not None:
+                document = config_document_get(environment_id)
+        return document
+    finally:
+        pubsub.close()
 
 
 _redis_client = None

@@ -8,7 +8,9 @@ ShadowComparison rows, never in the live-traffic rollups.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ from .rate_limit import RateLimited, rate_limit_acquire
 
 ROLES = ("system", "user", "assistant")
 PARAMS = ("system", "max_tokens", "temperature", "stop", "response_format", "task")  # task: for prompt adapters
-LEASE_SECONDS = 120
+LEASE_SECONDS = 120  # the default of settings.CUTOVER_SHADOW_LEASE_SECONDS
 MAX_ATTEMPTS = 4
 # One retry inside a call; a task that still fails is retried by Celery later, with backoff.
 OFFLINE_RETRY_POLICY = RetryPolicy(max_retries=1, base_delay=0.2, max_delay=2.0)
@@ -246,8 +248,33 @@ def _claim(sample_id: int) -> bool:
     now = timezone.now()
     claimed = ShadowSample.objects.filter(
         Q(lease_until__isnull=True) | Q(lease_until__lt=now), pk=sample_id, state="pending",
-    ).update(lease_until=now + timedelta(seconds=LEASE_SECONDS), attempts=F("attempts") + 1)
+    ).update(lease_until=now + timedelta(seconds=settings.CUTOVER_SHADOW_LEASE_SECONDS), attempts=F("attempts") + 1)
     return claimed == 1
+
+
+def shadow_release(*, sample_id: int, error: str) -> None:
+    """Give up a claimed sample's lease (its task failed unexpectedly and will be retried)."""
+    # The database may be the thing that failed; the lease then simply expires.
+    with contextlib.suppress(Exception):
+        _release(sample_id, error)
+
+
+SWEEP_AFTER_SECONDS = 300
+
+
+def shadow_samples_sweep(*, now: datetime | None = None) -> int:
+    """Re-enqueue samples still pending well after they arrived (their task was lost: a worker killed before
+    acknowledging with a broker that does not redeliver, a retry budget used up by a database outage).
+    Safe to overlap with a late task: the lease and the one-to-one key keep it to one comparison."""
+    from .. import tasks
+
+    now = now or timezone.now()
+    stale = list(ShadowSample.objects.filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now), state="pending", attempts__lt=MAX_ATTEMPTS * 2,
+        received_at__lt=now - timedelta(seconds=SWEEP_AFTER_SECONDS)).values_list("pk", flat=True)[:5000])
+    for sample_id in stale:
+        tasks.shadow_compare.delay(sample_id)
+    return len(stale)
 
 
 def _release(sample_id: int, error: str, *, final: bool = False) -> None:
@@ -259,24 +286,29 @@ def shadow_compare(*, sample_id: int) -> ShadowComparison | None:
     """Compare one sample: idempotent (a stored comparison is returned untouched) and safe to run twice at
     once (a lease on the sample lets one run make the calls; a one-to-one key stores one comparison).
     Raises ShadowRetry when the candidate's provider is rate-limited or failing for now."""
-    existing = ShadowComparison.objects.filter(sample_id=sample_id).first()
-    if existing is not None:
-        return existing
-    if not _claim(sample_id):
-        return ShadowComparison.objects.filter(sample_id=sample_id).first()
+    if not _claim(sample_id):  # done already (then its comparison is stored) or another run holds the lease
+        comparison = ShadowComparison.objects.filter(sample_id=sample_id).first()
+        leased = ShadowSample.objects.filter(pk=sample_id, state="pending", lease_until__isnull=False).values_list(
+            "lease_until", flat=True).first()
+        if comparison is None and leased is not None:
+            # The holder may have died mid-call (a worker killed: this is its task, redelivered). Come back when
+            # its lease runs out rather than leave the sample to the sweep.
+            raise ShadowRetry(max((leased - timezone.now()).total_seconds(), 0.0) + 0.5,
+                              "another run holds the sample's lease")
+        return comparison
     sample = ShadowSample.objects.select_related("plan__baseline", "plan__candidate").get(pk=sample_id)
     plan = sample.plan
     messages, params = sample.request["messages"], sample.request.get("params") or {}
     request = chat_request(messages, params)
+    task = params.get("task")
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            task = params.get("task")
-            candidate_future = pool.submit(offline_call, plan.candidate.spec(), request,
-                                           adapter=plan.candidate_prompt_adapter, task=task)
-            rerun_future = (pool.submit(offline_call, plan.baseline.spec(), request,
-                                        adapter=plan.baseline_prompt_adapter, task=task)
-                            if sample.rerun_baseline else None)
-            candidate = candidate_future.result()
+        # The baseline's second answer (noise floor) is asked at the same time as the candidate's.
+        rerun_future = (_rerun_pool().submit(offline_call, plan.baseline.spec(), request,
+                                             adapter=plan.baseline_prompt_adapter, task=task)
+                        if sample.rerun_baseline else None)
+        try:
+            candidate = offline_call(plan.candidate.spec(), request, adapter=plan.candidate_prompt_adapter, task=task)
+        finally:
             rerun = _rerun_result(rerun_future)
     except RateLimited as limited:
         _release(sample_id, str(limited))
@@ -288,6 +320,18 @@ def shadow_compare(*, sample_id: int) -> ShadowComparison | None:
         _release(sample_id, str(candidate.error))
         raise ShadowRetry(2 ** sample.attempts, f"candidate: {candidate.error}")
     return _store(sample, plan, candidate, rerun, response_format=params.get("response_format", "text"))
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _rerun_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="cutover-noise-floor")
+        return _pool
 
 
 def _rerun_result(future) -> CallOutcome | None:
