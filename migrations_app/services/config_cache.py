@@ -67,7 +67,8 @@ def plan_config_bump(plan: MigrationPlan) -> None:
     Call inside the transaction that changes the plan, with the plan row locked; the caller saves."""
     plan.config_version += 1
     Environment.objects.filter(pk=plan.environment_id).update(config_version=F("config_version") + 1)
-    transaction.on_commit(partial(config_publish, plan.environment_id))
+    # robust: the change is committed; a cache or pub/sub outage must not turn it into an error.
+    transaction.on_commit(partial(config_publish, plan.environment_id), robust=True)
 
 
 def config_publish(environment_id: int) -> None:

@@ -222,7 +222,8 @@ def shadow_sample_ingest(*, environment_id: int, payload: Any) -> ShadowIngestRe
     with transaction.atomic():
         sample, created = ShadowSample.objects.get_or_create(request_id=request_id, defaults={"plan": plan, **values})
         if created:
-            transaction.on_commit(lambda: tasks.shadow_compare.delay(sample.pk))
+            # robust: a broker outage must not fail a stored sample; shadow_samples_sweep re-enqueues it.
+            transaction.on_commit(lambda: tasks.shadow_compare.delay(sample.pk), robust=True)
     return ShadowIngestResult(accepted=int(created), duplicate=int(not created), sample_id=sample.pk)
 
 
