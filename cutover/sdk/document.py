@@ -87,15 +87,19 @@ def _plan(data: Any, where: str) -> PlanConfig:
     _require(isinstance(rollback, bool), f"{where}.rollback", "must be true or false")
     salt = data.get("salt")
     _require(isinstance(salt, str), f"{where}.salt", "must be a string")
+    candidate_percent = _number(data.get("candidate_percent"), f"{where}.candidate_percent", 0, 100)
+    candidate = _arm(data.get("candidate"), f"{where}.candidate")
+    # A completed migration drops its baseline: the candidate serves everything and stands in for it.
+    completed = data.get("baseline") is None and candidate_percent == 100 and not rollback
     return PlanConfig(
         key=key,
         state=str(data.get("state", "")),
-        candidate_percent=_number(data.get("candidate_percent"), f"{where}.candidate_percent", 0, 100),
+        candidate_percent=candidate_percent,
         rollback=rollback,
         shadow_sample_rate=_number(data.get("shadow_sample_rate", 0.0), f"{where}.shadow_sample_rate", 0, 1),
         salt=salt,
-        baseline=_arm(data.get("baseline"), f"{where}.baseline"),
-        candidate=_arm(data.get("candidate"), f"{where}.candidate"),
+        baseline=candidate if completed else _arm(data.get("baseline"), f"{where}.baseline"),
+        candidate=candidate,
         shadow_tool_calls=bool(data.get("shadow_tool_calls", False)),
     )
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 
+from cutover.sdk.document import parse_document
 from migrations_app.domain.lifecycle import State
 from migrations_app.models import Alert, AuditEvent, MigrationPlan, ModelEndpoint
 from migrations_app.services.config_cache import config_document_get
@@ -142,6 +143,8 @@ def test_last_step__final_hold__then_optimizing_then_completed_and_baseline_drop
     document = json.loads(config_document_get(plan.environment_id).body)
     [published] = document["plans"]
     assert published["state"] == "completed" and published["baseline"] is None
+    # …and the SDK accepts that document: the candidate serves everything.
+    assert parse_document(document).plan(plan.key).baseline.endpoint.model == plan.candidate.model
 
 
 @pytest.mark.django_db(transaction=True)

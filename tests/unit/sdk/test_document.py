@@ -45,3 +45,17 @@ def test_parse__bad_field__invalid_document(path, value):
 def test_parse__not_a_document__invalid(data):
     with pytest.raises(InvalidDocument):
         parse_document(data)
+
+
+def test_parse__completed_plan_without_baseline__candidate_stands_in_for_it():
+    data = copy.deepcopy(GOOD)
+    data["plans"][0] |= {"state": "completed", "candidate_percent": 100.0, "baseline": None}
+    plan = parse_document(data).plan("support-bot")
+    assert plan.baseline == plan.candidate and plan.baseline.endpoint.model == "claude-3-5-sonnet"
+
+
+def test_parse__missing_baseline_while_the_baseline_still_serves__invalid():
+    data = copy.deepcopy(GOOD)
+    data["plans"][0]["baseline"] = None  # at 5 % the baseline serves 95 %: it cannot be missing
+    with pytest.raises(InvalidDocument, match="baseline"):
+        parse_document(data)
