@@ -23,97 +23,31 @@ import argparse
 import json
 import os
 import platform
-import random
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
+from _harness import (
+    BARE_PATH,
+    DOC,
+    EVENTS_PATH,
+    ROOT,
+    close_django_connections,
+    create_database,
+    django_setup,
+    drop_database,
+    make_batches,
+    pg_version,
+    start_gunicorn,
+    stop_gunicorn,
+    stored,
+    write_section,
+)
+
 START, END = "<!-- ingest-throughput:start -->", "<!-- ingest-throughput:end -->"
-BARE_PATH = "/__bench__/bare"
-EVENTS_PATH = "/api/v1/sdk/events"
 HTTP_PLAN, DIRECT_PLAN = "bench-http", "bench-direct"
 # Measured by this script on 2026-11-28, before events were stored with one INSERT … ON CONFLICT.
 BEFORE = {"what": "existence SELECT, Django bulk_create and bulk_update", "http": 7_204, "direct": 7_422}
-
-
-# --- the server side: gunicorn loads `ingest_throughput:application` --------------------------------
-_django_app = None
-
-
-def application(environ, start_response):
-    """Django's WSGI app, except BARE_PATH: read the whole body and answer 202 (the bare-server baseline)."""
-    global _django_app
-    if environ.get("PATH_INFO") == BARE_PATH:
-        stream, remaining = environ["wsgi.input"], int(environ.get("CONTENT_LENGTH") or 0)
-        while remaining > 0:
-            chunk = stream.read(min(remaining, 65536))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-        body = b'{"accepted": 0, "duplicate": 0}'
-        start_response("202 Accepted", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
-    if _django_app is None:
-        from django.core.wsgi import get_wsgi_application
-
-        _django_app = get_wsgi_application()
-    return _django_app(environ, start_response)
-
-
-# --- the bench ---------------------------------------------------------------------------------------
-def _admin_connect(pg: str):
-    import psycopg
-
-    return psycopg.connect(f"{pg}/postgres", autocommit=True)
-
-
-def create_database(pg: str, name: str) -> None:
-    with _admin_connect(pg) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(pg: str, name: str) -> None:
-    with _admin_connect(pg) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def make_batches(plan: str, total: int, size: int, seed: int) -> list[list[dict]]:
-    from tests.support.streams import batches, request_events
-
-    rng = random.Random(seed)
-    events = []
-    for arm, share in (("baseline", 0.9), ("candidate", 0.1)):
-        events += request_events(plan=plan, arm=arm, count=round(total * share), rng=rng)
-    rng.shuffle(events)
-    return batches(events[:total], size)
-
-
-def wait_until_up(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
-        try:
-            httpx.post(f"http://127.0.0.1:{port}{BARE_PATH}", content=b"{}", timeout=1.0)
-            return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer within {timeout:g} s")
 
 
 def post_all(port: int, path: str, bodies: list[bytes], clients: int, secret: str) -> tuple[float, list[dict]]:
@@ -148,27 +82,8 @@ def post_all(port: int, path: str, bodies: list[bytes], clients: int, secret: st
     return elapsed, answers
 
 
-def stored(plan_key: str) -> tuple[int, int]:
-    from django.db.models import Sum
-
-    from migrations_app.models import MetricRollup, RequestEvent
-
-    rows = RequestEvent.objects.filter(plan__key=plan_key).count()
-    requests = MetricRollup.objects.filter(plan__key=plan_key).aggregate(total=Sum("requests"))["total"] or 0
-    return rows, requests
-
-
 def run(args: argparse.Namespace) -> dict:
-    database_url = f"{args.pg}/{args.database}"
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "controlplane.settings", "DATABASE_URL": database_url,
-        "REDIS_URL": args.redis, "DEBUG": "0", "SECRET_KEY": "bench-only-not-a-secret",
-        "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0", "LOG_LEVEL": "WARNING",
-    })
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    django_setup(f"{args.pg}/{args.database}", args.redis)
     from django.core.management import call_command
     from django.db import connection
 
@@ -186,16 +101,9 @@ def run(args: argparse.Namespace) -> dict:
     bodies = [json.dumps({"events": batch}).encode() for batch in http_batches]
     sent = sum(len(batch) for batch in http_batches)
 
-    port = free_port()
-    env = {**os.environ, "PYTHONWARNINGS": "ignore:No directory at",  # whitenoise: no collectstatic here
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench"),
-                                                         os.environ.get("PYTHONPATH", "")])}
-    gunicorn = [sys.executable, "-m", "gunicorn", "ingest_throughput:application", "--bind", f"127.0.0.1:{port}",
-                "--worker-class", "gthread", "--workers", str(args.workers), "--threads", str(args.threads),
-                "--log-level", "warning", "--timeout", "120"]
-    server = subprocess.Popen(gunicorn, env=env, cwd=ROOT, start_new_session=True)
+    # gunicorn loads `_harness:application`: Django, except BARE_PATH (reads the body, answers 202).
+    server, port = start_gunicorn(workers=args.workers, threads=args.threads)
     try:
-        wait_until_up(port, server)
         # Warm up: every worker thread loads Django, opens its database connection and caches the key.
         warm = make_batches(HTTP_PLAN + "-warm", args.batch * args.workers * args.threads, args.batch, args.seed + 1)
         factories.make_plan(HTTP_PLAN + "-warm")
@@ -211,12 +119,7 @@ def run(args: argparse.Namespace) -> dict:
         print(f"ingest HTTP:  {sent / ours_seconds:10,.0f} events/s  ({len(bodies)} batches in {ours_seconds:.2f} s;"
               f" accepted {accepted:,}, duplicate {duplicate:,})")
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+        stop_gunicorn(server)
 
     rows, requests = stored(HTTP_PLAN)
     print(f"stored:       {rows:,} events, rollups count {requests:,} requests; sent {sent:,}")
@@ -242,14 +145,8 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def pg_version(pg: str) -> str:
-    with _admin_connect(pg) as conn:
-        return conn.execute("SHOW server_version").fetchone()[0].split()[0]
-
-
 def record(r: dict, args: argparse.Namespace, postgres: str) -> None:
     lines = [
-        START,
         "## Ingest throughput",
         "",
         f"`bench/ingest_throughput.py` — {time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, "
@@ -271,16 +168,8 @@ def record(r: dict, args: argparse.Namespace, postgres: str) -> None:
         f"- Before the ingest rewrite ({BEFORE['what']}), the same script measured {BEFORE['http']:,} events/s "
         f"through HTTP and {BEFORE['direct']:,} calling `events_ingest` directly.",
         "- The machine is shared and noisy: figures vary by ±15 % from run to run.",
-        END,
     ]
-    section = "\n".join(lines)
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    write_section(START, END, lines)
 
 
 def main() -> int:
@@ -302,12 +191,7 @@ def main() -> int:
     try:
         results = run(args)
     finally:
-        from django.apps import apps
-
-        if apps.ready:
-            from django.db import connections
-
-            connections.close_all()
+        close_django_connections()
         drop_database(args.pg, args.database)
     if not results["ok"] or not results["direct_ok"]:
         print("MISMATCH: events lost or double-counted", file=sys.stderr)

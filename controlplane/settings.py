@@ -50,6 +50,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy on HTML pages (the admin, the dashboard): controlplane.security.
+    "controlplane.security.ContentSecurityPolicyMiddleware",
     # A database outage is a 503 with Retry-After, not a 500 (DRF views: api.errors.exception_handler).
     "migrations_app.api.errors.DatabaseUnavailableMiddleware",
 ]
@@ -89,7 +91,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: cache, broker, config-change pub/sub (all optional) --------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Django's Redis backend, reusing its redis-py client (controlplane/cache.py: less CPU per cache call).
+    CACHES = {"default": {"BACKEND": "controlplane.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     # A file cache, not local memory: the web server, the worker and beat are separate processes and
     # must see one SDK config cache.
@@ -149,7 +152,8 @@ REST_FRAMEWORK = {
         "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["migrations_app.api.permissions.IsStaffUser"],
+    # Staff users with a role (migrations_app.roles): viewers read, operators act, admins manage keys.
+    "DEFAULT_PERMISSION_CLASSES": ["migrations_app.api.permissions.HasStaffRole"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "migrations_app.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -172,9 +176,22 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"PlanStateEnum": "migrations_app.models.STATE_CHOICES"},
 }
 
-# --- security ---------------------------------------------------------------------------------------
+# --- security (docs/security.md) ----------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# An admin session lasts a working day, not Django's two weeks.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Sent on every HTML page but the Swagger UI (its page starts itself with an inline script). The admin and
+# the plan dashboard load scripts from this origin only; styles may be inline (the admin's templates use
+# style attributes).
+CUTOVER_CONTENT_SECURITY_POLICY = env.str("CUTOVER_CONTENT_SECURITY_POLICY", default=(
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"))
+CUTOVER_CONTENT_SECURITY_POLICY_EXEMPT = ["/api/docs/"]
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -204,11 +221,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"redact_url_paths": {"()": "controlplane.logging_filters.RedactURLPaths"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
 # --- Cutover ----------------------------------------------------------------------------------------
+# Requests per SDK key per endpoint scope (N/s, N/min, N/hour; 0 = unlimited); over it: 429 with Retry-After.
+# E.g. CUTOVER_SDK_RATE_LIMITS="config=1200/min,events=600/min".
+CUTOVER_SDK_RATE_LIMITS = {"config": "1200/min", "events": "600/min", "feedback": "600/min", "shadow": "600/min"} | \
+    env.dict("CUTOVER_SDK_RATE_LIMITS", default={})
 # Longest long-poll a client may ask for on GET /api/v1/sdk/config?wait=S.
 CUTOVER_CONFIG_MAX_WAIT_SECONDS = 60
 # How long a cached SDK config document or SDK key lives without a change (a safety net: every write
@@ -236,8 +258,10 @@ CUTOVER_ALERT_FROM_EMAIL = env.str("CUTOVER_ALERT_FROM_EMAIL", default=DEFAULT_F
 # Where people reach this control plane (e.g. https://cutover.example.com): alert notifications link to
 # the plan's page there. Empty: no links.
 CUTOVER_PUBLIC_URL = env.str("CUTOVER_PUBLIC_URL", default="")
-# httpx logs every request's full URL at INFO, and a Slack webhook's URL is its credential.
-LOGGING["loggers"] = {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}}
+# httpx logs every request's full URL at INFO, and a Slack webhook's URL is its credential: quiet, and should
+# anyone turn it up, the URL's path and query are cut from the line.
+LOGGING["loggers"] = {"httpx": {"level": "WARNING", "filters": ["redact_url_paths"]},
+                      "httpcore": {"level": "WARNING"}}
 
 # --- evaluation runs and shadow comparisons (docs/evaluation-and-shadow.md) ---------------------------
 # Calls Cutover makes itself (never user-facing) are rate-limited per provider: calls per second, by provider
@@ -262,4 +286,4 @@ CELERY_BEAT_SCHEDULE = {
     "shadow-samples-sweep": {"task": "migrations_app.tasks.shadow_samples_sweep", "schedule": 300.0},
 }
 # The openai SDK's bundled HTTP client logs under its own name; every shadow/evaluation call would log a line.
-LOGGING["loggers"]["httpx2"] = {"level": "WARNING"}
+LOGGING["loggers"]["httpx2"] = {"level": "WARNING", "filters": ["redact_url_paths"]}

@@ -13,13 +13,15 @@ from django.core.validators import validate_email
 from django.db import models
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_http_methods
 
+from . import dashboard
 from .domain.lifecycle import TERMINAL_STATES, Action, IllegalTransition, State, allowed_actions
 from .domain.notifications import channel_config_problems, destination, mask
 from .forms import (
@@ -44,6 +46,7 @@ from .models import (
     RolloutStep,
     SDKKey,
 )
+from .roles import OPERATE_PERMISSION
 from .services.endpoints import endpoint_create, endpoint_update
 from .services.notifications import ChannelConfigInvalid, channel_create, channel_update
 from .services.plans import (
@@ -198,12 +201,93 @@ def _specs(formset: BaseInlineFormSet, spec: type[StepSpec] | type[RuleSpec]) ->
             for row in formset.cleaned_data if row and not row.get("DELETE")]
 
 
+class PlanDashboardMixin:
+    """The plan dashboard (dashboard/) and the JSON it refreshes from (dashboard/data.json): reads only, for
+    anyone who may view the plan. The page embeds the first data, so it draws before its first poll."""
+
+    dashboard_template = "admin/migrations_app/migrationplan/dashboard.html"
+    dashboard_windows = ((1, "1 h"), (6, "6 h"), (24, "24 h"), (24 * 7, "7 d"))
+
+    def get_urls(self) -> list:
+        return [
+            path("<path:object_id>/dashboard/", self.admin_site.admin_view(self.dashboard_view),
+                 name="migrations_app_migrationplan_dashboard"),
+            path("<path:object_id>/dashboard/data.json", self.admin_site.admin_view(self.dashboard_data_view),
+                 name="migrations_app_migrationplan_dashboard_data"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="dashboard")
+    def dashboard_link(self, plan: MigrationPlan) -> str:
+        return format_html('<a href="{}" class="cutover-dashboard-link">Dashboard</a>',
+                           reverse("admin:migrations_app_migrationplan_dashboard", args=[plan.pk]))
+
+    def render_change_form(self, request: HttpRequest, context: dict, add: bool = False, change: bool = False,
+                           form_url: str = "", obj: MigrationPlan | None = None) -> HttpResponse:
+        if obj is not None:
+            context["dashboard_url"] = reverse("admin:migrations_app_migrationplan_dashboard", args=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _dashboard_plan(self, request: HttpRequest, object_id: str) -> MigrationPlan:
+        plan = self.get_object(request, unquote(object_id))
+        if plan is None:
+            raise Http404(f"no plan {object_id!r}")
+        if not self.has_view_permission(request, plan):
+            raise PermissionDenied
+        return plan
+
+    @staticmethod
+    def _dashboard_hours(request: HttpRequest) -> float:
+        try:
+            hours = float(request.GET.get("hours", dashboard.DEFAULT_WINDOW_HOURS))
+        except ValueError:
+            return dashboard.DEFAULT_WINDOW_HOURS
+        return hours if hours > 0 else dashboard.DEFAULT_WINDOW_HOURS
+
+    def _dashboard_payload(self, plan: MigrationPlan, hours: float) -> dict:
+        payload = dashboard.dashboard_data(plan=plan, now=timezone.now(), hours=hours)
+        payload["audit"] = [
+            {"at": int(event.created_at.timestamp()), "actor": event.actor, "action": event.action,
+             "changes": audit_changes(event), "reason": event.reason}
+            for event in dashboard.recent_audit_events(plan=plan)
+        ]
+        return payload
+
+    def dashboard_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        plan = self._dashboard_plan(request, object_id)
+        hours = self._dashboard_hours(request)
+        data_url = reverse("admin:migrations_app_migrationplan_dashboard_data", args=[plan.pk])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Dashboard: {plan.key}",
+            "opts": self.opts,
+            "plan": plan,
+            "data": self._dashboard_payload(plan, hours),
+            "data_url": f"{data_url}?hours={hours:g}",
+            "hours": hours,
+            "windows": self.dashboard_windows,
+            "change_url": reverse("admin:migrations_app_migrationplan_change", args=[plan.pk]),
+            "alerts_url": reverse("admin:migrations_app_alert_changelist") + f"?plan__id__exact={plan.pk}",
+            "audit_url": reverse("admin:migrations_app_auditevent_changelist") + f"?plan_key={plan.key}",
+            "shadow_url": reverse("admin:migrations_app_shadow_page", args=[plan.key]),
+        }
+        response = TemplateResponse(request, self.dashboard_template, context)
+        add_never_cache_headers(response)
+        return response
+
+    def dashboard_data_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        plan = self._dashboard_plan(request, object_id)
+        response = JsonResponse(self._dashboard_payload(plan, self._dashboard_hours(request)))
+        add_never_cache_headers(response)
+        return response
+
+
 @admin.register(MigrationPlan)
-class MigrationPlanAdmin(NoDeleteMixin, admin.ModelAdmin):
+class MigrationPlanAdmin(NoDeleteMixin, PlanDashboardMixin, admin.ModelAdmin):
     form = MigrationPlanForm
     inlines = (RolloutStepInline, HealthRuleInline)
     list_display = ("key", "environment", "baseline", "candidate", "state", "candidate_percent", "rollback",
-                    "updated_at")
+                    "updated_at", "dashboard_link")
     list_filter = ("state", "environment")
     list_select_related = ("environment", "baseline", "candidate")
     search_fields = ("key",)
@@ -321,7 +405,8 @@ class MigrationPlanAdmin(NoDeleteMixin, admin.ModelAdmin):
         return allowed_actions(plan.position, [step.percent for step in plan.steps.all()])
 
     def has_lifecycle_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+        # Operators and admins (migrations_app.roles); editing a plan is not enough to steer its traffic.
+        return request.user.has_perm(OPERATE_PERMISSION)
 
     def get_urls(self) -> list:
         return [
@@ -702,3 +787,227 @@ class NotificationAdmin(_ReadOnlyAdmin):
     def channel_destination(self, notification: Notification) -> str:
         channel = notification.channel
         return destination(channel.kind, channel.config or {})
+
+
+# --- evaluation datasets and runs, shadow comparisons ---------------------------------------------------------
+
+import difflib  # noqa: E402
+
+from django.utils.html import escape  # noqa: E402
+from django.utils.safestring import mark_safe  # noqa: E402
+
+from . import selectors as _selectors  # noqa: E402
+from .models import (  # noqa: E402
+    EvaluationCase,
+    EvaluationDataset,
+    EvaluationRun,
+    EvaluationSchedule,
+    ShadowComparison,
+)
+from .services import evaluation as _evaluation  # noqa: E402
+
+
+def word_diff(reference: str, candidate: str) -> tuple[str, str]:
+    """Both texts as HTML with the words only one of them has marked (<del> in the baseline's, <ins> in the
+    candidate's); everything escaped."""
+    a, b = reference.split(" "), candidate.split(" ")
+    left, right = [], []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        old, new = escape(" ".join(a[i1:i2])), escape(" ".join(b[j1:j2]))
+        if op == "equal":
+            left.append(old)
+            right.append(new)
+        else:
+            if old:
+                left.append(f'<del class="cutover-diff">{old}</del>')
+            if new:
+                right.append(f'<ins class="cutover-diff">{new}</ins>')
+    return mark_safe(" ".join(left)), mark_safe(" ".join(right))  # noqa: S308 - built from escaped parts
+
+
+class DatasetImportForm(forms.Form):
+    name = forms.SlugField(max_length=100)
+    format = forms.ChoiceField(choices=[("jsonl", "JSONL"), ("csv", "CSV")])
+    file = forms.FileField(help_text="JSONL: one case a line ({id, input | messages, expected, json_schema, tags, "
+                                     "segment, params}). CSV: a header row with the same names.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    replace = forms.BooleanField(required=False, help_text="Replace the dataset's cases instead of adding to them.")
+
+
+class EvaluationCaseInline(admin.TabularInline):
+    model = EvaluationCase
+    fields = ("order", "external_id", "segment", "tags", "messages", "expected", "json_schema")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+    show_change_link = False
+
+
+@admin.register(EvaluationDataset)
+class EvaluationDatasetAdmin(admin.ModelAdmin):
+    list_display = ("name", "description", "case_count", "created_by", "created_at")
+    readonly_fields = ("name", "created_by", "created_at")
+    fields = ("name", "description", "created_by", "created_at")
+    inlines = [EvaluationCaseInline]
+    change_list_template = "admin/migrations_app/evaluationdataset/change_list.html"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_cases=models.Count("cases"))
+
+    @admin.display(description="cases", ordering="_cases")
+    def case_count(self, dataset) -> int:
+        return dataset._cases
+
+    def has_add_permission(self, request) -> bool:
+        return False  # datasets come in through the import page
+
+    def get_urls(self) -> list:
+        return [path("import/", self.admin_site.admin_view(self.import_view),
+                     name="migrations_app_evaluationdataset_import"), *super().get_urls()]
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        form = DatasetImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                dataset, count = _evaluation.dataset_import(
+                    actor=actor_of(request), name=data["name"], content=data["file"].read(), fmt=data["format"],
+                    description=data["description"], replace=data["replace"])
+            except _evaluation.DatasetInvalid as invalid:
+                for where, problems in list(invalid.errors.items())[:20]:
+                    form.add_error(None, f"{where}: {json.dumps(problems)}")
+            else:
+                self.message_user(request, f"Imported {count} cases into {dataset.name}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:migrations_app_evaluationdataset_change",
+                                                    args=[dataset.pk]))
+        context = {**self.admin_site.each_context(request), "title": "Import evaluation cases", "opts": self.opts,
+                   "form": form}
+        return TemplateResponse(request, "admin/migrations_app/evaluationdataset/import.html", context)
+
+
+class EvaluationRunForm(forms.ModelForm):
+    class Meta:
+        model = EvaluationRun
+        fields = ("plan", "dataset", "baseline", "candidate", "repetitions", "comparator", "accuracy_threshold")
+        widgets = {"comparator": forms.Select(choices=[(n, n) for n in ("normalised", "exact", "token_f1",
+                                                                        "json_equal")])}
+        help_texts = {"baseline": "Leave empty for the plan's.", "candidate": "Leave empty for the plan's."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("baseline", "candidate", "plan"):
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("plan") and not (data.get("baseline") and data.get("candidate")):
+            raise ValidationError("Choose a plan, or a baseline and a candidate.")
+        return data
+
+
+@admin.register(EvaluationRun)
+class EvaluationRunAdmin(admin.ModelAdmin):
+    list_display = ("id", "plan", "dataset", "baseline", "candidate", "repetitions", "state", "passed",
+                    "cost_total", "created_at")
+    list_filter = ("state", "passed", "plan")
+    form = EvaluationRunForm
+    change_form_template = "admin/migrations_app/evaluationrun/report.html"
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("plan", "dataset", "baseline", "candidate", "repetitions", "comparator",
+                                       "accuracy_threshold", "state", "passed", "cost_total", "error",
+                                       "created_by", "created_at", "started_at", "finished_at")
+
+    def get_fields(self, request, obj=None):
+        return EvaluationRunForm.Meta.fields if obj is None else self.get_readonly_fields(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        data = form.cleaned_data
+        run = _evaluation.evaluation_run_create(
+            actor=actor_of(request), dataset=data["dataset"], plan=data.get("plan"), baseline=data.get("baseline"),
+            candidate=data.get("candidate"), repetitions=data["repetitions"], comparator=data["comparator"],
+            accuracy_threshold=data["accuracy_threshold"])
+        obj.pk = run.pk
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, unquote(object_id))
+        report = (run.report or {}) if run else {}
+        arms = report.get("arms", {})
+        rows = []
+        for label, key, fmt in (("accuracy (expected answers)", "accuracy", "pct"), ("agreement", "agreement", "pct"),
+                                ("latency p50 (ms)", "latency_p50_ms", "num"),
+                                ("latency p95 (ms)", "latency_p95_ms", "num"),
+                                ("cost per request ($)", "cost_per_request", "usd"),
+                                ("failure rate", "failure_rate", "pct"),
+                                ("format compliance", "format_compliance", "pct")):
+            variance = {arm: (arms.get(arm, {}).get("variance", {}).get(key) or {}).get("std") for arm in arms}
+            rows.append({"label": label, "format": fmt,
+                         "values": [(arms.get(arm, {}).get(key), variance.get(arm))
+                                    for arm in ("baseline", "candidate")]})
+        context = {"report": report, "figures": rows, "segments": report.get("per_segment", {}),
+                   **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+
+@admin.register(EvaluationSchedule)
+class EvaluationScheduleAdmin(admin.ModelAdmin):
+    list_display = ("name", "plan", "dataset", "baseline", "candidate", "interval_seconds", "enabled", "next_run_at")
+
+
+@admin.register(ShadowComparison)
+class ShadowComparisonAdmin(admin.ModelAdmin):
+    """A read-only list; the per-plan shadow page (answers side by side) is at shadow/<plan key>/."""
+
+    list_display = ("id", "plan", "segment", "score", "disagree", "noise_disagree", "candidate_latency_ms",
+                    "candidate_cost", "created_at")
+    list_filter = ("plan", "disagree", "segment")
+    change_list_template = "admin/migrations_app/shadowcomparison/change_list.html"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self) -> list:
+        return [path("shadow/<slug:plan_key>/", self.admin_site.admin_view(self.shadow_page),
+                     name="migrations_app_shadow_page"), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        plans = MigrationPlan.objects.filter(shadow_comparisons__isnull=False).distinct().order_by("key")
+        return super().changelist_view(request, {"shadow_plans": plans, **(extra_context or {})})
+
+    def shadow_page(self, request: HttpRequest, plan_key: str) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        plan = MigrationPlan.objects.filter(key=plan_key).first()
+        if plan is None:
+            raise Http404(f"no plan {plan_key!r}")
+        segment = request.GET.get("segment") or None
+        try:
+            max_score = float(request.GET["max_score"]) if request.GET.get("max_score") else None
+        except ValueError:
+            max_score = None
+        rows = _selectors.shadow_comparisons(plan=plan, segment=segment, max_score=max_score)[:100]
+        comparisons = []
+        for comparison in rows:
+            baseline_html, candidate_html = word_diff(comparison.sample.baseline_text, comparison.candidate_text)
+            comparisons.append({"c": comparison, "baseline_html": baseline_html, "candidate_html": candidate_html,
+                                "prompt": comparison.sample.request["messages"][-1]["content"]})
+        summary = _selectors.shadow_summary(plan=plan)
+        segments = sorted(set(plan.shadow_comparisons.values_list("segment", flat=True)))
+        context = {**self.admin_site.each_context(request), "title": f"Shadow comparisons: {plan.key}",
+                   "opts": self.opts, "plan": plan, "summary": summary, "comparisons": comparisons,
+                   "segments": segments, "segment": segment or "", "max_score": request.GET.get("max_score", ""),
+                   "gate": _selectors.evaluation_gate(plan=plan),
+                   "export_url": reverse("plan-comparisons-export", args=[plan.key])}
+        return TemplateResponse(request, "admin/migrations_app/shadowcomparison/shadow_page.html", context)

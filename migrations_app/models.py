@@ -161,6 +161,8 @@ class MigrationPlan(models.Model):
 
     class Meta:
         ordering = ["key"]
+        # The lifecycle actions (start, pause, …, rollback): operators and admins (migrations_app.roles).
+        permissions = [("operate_migrationplan", "Can operate migration plan (lifecycle actions)")]
         constraints = [
             models.CheckConstraint(
                 condition=~models.Q(baseline=models.F("candidate")), name="plan_baseline_differs_from_candidate"

@@ -150,12 +150,14 @@ def sdk_principal_cache_entry(principal: SDKPrincipal) -> tuple:
             principal.scopes, principal.revoked)
 
 
-def arm_windows(*, plan_id: int, since: datetime, until: datetime | None = None,
+def arm_windows(*, plan_id: int, since: datetime | None = None, until: datetime | None = None,
                 step_serial: int | None = None) -> dict[str, ArmWindow]:
     """Each arm's sufficient statistics over the minutes from `since` (its minute included) to `until`,
     summed from the per-minute rollups (never from raw events); with `step_serial`, only data that arrived
     during that step of the plan."""
-    rollups = MetricRollup.objects.filter(plan_id=plan_id, minute__gte=since.replace(second=0, microsecond=0))
+    rollups = MetricRollup.objects.filter(plan_id=plan_id)
+    if since is not None:
+        rollups = rollups.filter(minute__gte=since.replace(second=0, microsecond=0))
     if step_serial is not None:
         rollups = rollups.filter(step_serial=step_serial)
     if until is not None:
@@ -171,14 +173,13 @@ def current_step_windows(*, plan: MigrationPlan, now: datetime) -> dict[str, Arm
 
     Once the candidate serves everything (100 %, optimizing) the baseline serves nothing, so it is judged
     against the baseline as last seen: the latest step in which the baseline served traffic."""
-    windows = arm_windows(plan_id=plan.pk, since=plan.step_started_at, until=now, step_serial=plan.step_serial)
+    windows = arm_windows(plan_id=plan.pk, until=now, step_serial=plan.step_serial)
     if plan.candidate_percent >= 100:
         last_served = (MetricRollup.objects.filter(plan_id=plan.pk, arm=Arm.BASELINE, requests__gt=0,
                                                    step_serial__lt=plan.step_serial)
                        .order_by("-step_serial").values_list("step_serial", flat=True).first())
         if last_served is not None:
-            windows["baseline"] = arm_windows(plan_id=plan.pk, since=plan.created_at,
-                                              step_serial=last_served)["baseline"]
+            windows["baseline"] = arm_windows(plan_id=plan.pk, step_serial=last_served)["baseline"]
     return windows
 
 

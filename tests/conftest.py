@@ -16,12 +16,13 @@ def _empty_cache():
 
 @pytest.fixture
 def staff_user(db):
-    return factories.make_staff_user()
+    """An operator: creates and edits plans and endpoints and runs the lifecycle actions."""
+    return factories.make_staff_user(role="cutover-operator")
 
 
 @pytest.fixture
 def ops_client(staff_user):
-    """An API client logged in as a staff user (the ops API's audience)."""
+    """An API client logged in as an operator (the ops API's usual audience)."""
     from rest_framework.test import APIClient
 
     client = APIClient()

@@ -8,10 +8,16 @@ from migrations_app.services.plans import plan_create
 from migrations_app.services.sdk_keys import environment_get_or_create, sdk_key_create
 
 
-def make_staff_user(username: str = "ops", *, superuser: bool = False):
+def make_staff_user(username: str = "ops", *, superuser: bool = False, role: str | None = None):
+    """A staff user; `role` is a staff role's group (migrations_app.roles: "cutover-viewer",
+    "cutover-operator", "cutover-admin"). Without one (and not a superuser) the user may do nothing."""
+    from django.contrib.auth.models import Group
+
     user_model = get_user_model()
     user = user_model.objects.create_user(username=username, password="correct horse battery staple",
                                           is_staff=True, is_superuser=superuser)
+    if role is not None:
+        user.groups.add(Group.objects.get(name=role))
     return user
 
 

@@ -25,6 +25,7 @@ from ..services.ingest import IngestResult, events_ingest, feedback_ingest
 from ..services.shadow import shadow_sample_ingest
 from .authentication import SDKKeyAuthentication
 from .permissions import HasSDKScope
+from .throttling import SDKKeyRateThrottle
 
 
 def _version_from_etag(header: str | None) -> int | None:
@@ -38,7 +39,9 @@ class SDKConfigView(APIView):
     authentication_classes = [SDKKeyAuthentication]
     permission_classes = [HasSDKScope]
     required_scope = SDKScope.CONFIG_READ
-    throttle_classes: list = []
+    # Per key, from the cache (no SQL): settings.CUTOVER_SDK_RATE_LIMITS["config"].
+    throttle_classes = [SDKKeyRateThrottle]
+    throttle_scope = "config"
 
     @extend_schema(
         summary="The SDK config document of the key's environment",
@@ -91,6 +94,8 @@ class _SDKWriteView(APIView):
     permission_classes = [HasSDKScope]
     required_scope = SDKScope.EVENTS_WRITE
     parser_classes: list = []
+    throttle_classes = [SDKKeyRateThrottle]
+    throttle_scope: str
     ingest: Callable[..., IngestResult]
 
     def post(self, request):
@@ -116,14 +121,17 @@ def _ingest_schema(summary: str):
 @_ingest_schema("Report a batch of per-request events")
 class SDKEventsView(_SDKWriteView):
     ingest = events_ingest
+    throttle_scope = "events"
 
 
 @_ingest_schema("Report user feedback on requests")
 class SDKFeedbackView(_SDKWriteView):
     ingest = feedback_ingest
+    throttle_scope = "feedback"
 
 
 @_ingest_schema("Submit a shadow sample (idempotent on request_id); the worker asks the candidate and stores "
                 "the comparison")
 class SDKShadowView(_SDKWriteView):
     ingest = shadow_sample_ingest
+    throttle_scope = "shadow"

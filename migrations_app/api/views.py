@@ -24,6 +24,7 @@ from ..models import (
     SDKKey,
 )
 from ..postmortem import postmortem_markdown
+from ..roles import OPERATE_PERMISSION
 from ..services import endpoints as endpoint_services
 from ..services import plans as plan_services
 from ..services import sdk_keys as sdk_key_services
@@ -38,6 +39,7 @@ class EnvironmentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.
                          viewsets.GenericViewSet):
     queryset = Environment.objects.all()
     serializer_class = s.EnvironmentSerializer
+    permission_model = Environment
     lookup_field = "name"
 
     def perform_create(self, serializer):
@@ -49,6 +51,7 @@ class ModelEndpointViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixin
                            mixins.UpdateModelMixin, viewsets.GenericViewSet):
     queryset = ModelEndpoint.objects.all()
     serializer_class = s.ModelEndpointSerializer
+    permission_model = ModelEndpoint
     lookup_field = "name"
 
     def perform_create(self, serializer):
@@ -81,6 +84,9 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     serializer_class = s.PlanSerializer
     lookup_field = "key"
+    permission_model = MigrationPlan
+    # Reads need view, create add, edits change; the lifecycle actions need operate (operators and admins).
+    action_permissions = {lifecycle_action.value: OPERATE_PERMISSION for lifecycle_action in Action}
 
     def get_queryset(self):
         return MigrationPlan.objects.select_related("environment", "baseline", "candidate").prefetch_related(
@@ -140,6 +146,7 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 ])
 class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = s.AuditEventSerializer
+    permission_model = AuditEvent
 
     def get_queryset(self):
         events = AuditEvent.objects.all()
@@ -152,11 +159,14 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 class SDKKeyViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                     viewsets.GenericViewSet):
-    """SDK keys of every environment. The secret is in the creation response only."""
+    """SDK keys of every environment. The secret is in the creation response only. Admins only (the role's
+    view, add and change permissions on SDK keys)."""
 
     queryset = SDKKey.objects.select_related("environment")
     serializer_class = s.SDKKeySerializer
     lookup_field = "prefix"
+    permission_model = SDKKey
+    action_permissions = {"revoke": "change"}
 
     @extend_schema(request=s.SDKKeySerializer, responses={201: s.SDKKeyCreatedSerializer})
     def create(self, request):
@@ -187,6 +197,7 @@ class SDKKeyViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retri
 ])
 class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = s.AlertSerializer
+    permission_model = Alert
 
     def get_queryset(self):
         alerts = Alert.objects.select_related("plan")
@@ -207,7 +218,7 @@ from django.shortcuts import get_object_or_404  # noqa: E402
 from rest_framework.pagination import LimitOffsetPagination  # noqa: E402
 from rest_framework.views import APIView  # noqa: E402
 
-from ..models import EvaluationDataset, EvaluationRun  # noqa: E402
+from ..models import EvaluationDataset, EvaluationRun, ShadowComparison  # noqa: E402
 from ..services import evaluation as evaluation_services  # noqa: E402
 from ..services.shadow import shadow_export_rows  # noqa: E402
 
@@ -242,6 +253,8 @@ _COMPARISON_FILTERS = [
 class PlanComparisonsView(APIView):
     """A plan's shadow comparisons, worst first."""
 
+    permission_model = ShadowComparison
+
     @extend_schema(parameters=_COMPARISON_FILTERS, responses={200: s.ShadowComparisonSerializer(many=True)})
     def get(self, request, key: str):
         _, rows = _comparisons_for(request, key)
@@ -253,6 +266,8 @@ class PlanComparisonsView(APIView):
 class PlanComparisonsExportView(APIView):
     """Every matching comparison as JSON lines: the request, both answers, the scores."""
 
+    permission_model = ShadowComparison
+
     @extend_schema(parameters=_COMPARISON_FILTERS, responses={(200, "application/x-ndjson"): OpenApiTypes.STR})
     def get(self, request, key: str):
         plan, rows = _comparisons_for(request, key)
@@ -263,6 +278,8 @@ class PlanComparisonsExportView(APIView):
 
 
 class PlanShadowSummaryView(APIView):
+    permission_model = ShadowComparison
+
     @extend_schema(responses={200: OpenApiTypes.OBJECT}, parameters=[
         OpenApiParameter("since", str, description="only comparisons from this ISO time on")],
         summary="Shadow evidence: disagreement above the noise floor with its interval, paired latency and cost "
@@ -277,6 +294,9 @@ class PlanShadowSummaryView(APIView):
 
 
 class PlanQualitySettingsView(APIView):
+    permission_model = MigrationPlan
+    action_permissions = {"POST": "change"}  # edits the plan
+
     @extend_schema(request=s.PlanQualitySettingsSerializer, responses={200: s.PlanQualitySettingsSerializer},
                    summary="Set the plan's success criteria and shadow thresholds")
     def post(self, request, key: str):
@@ -295,6 +315,7 @@ class EvaluationDatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
 
     serializer_class = s.EvaluationDatasetSerializer
     lookup_field = "name"
+    permission_model = EvaluationDataset
 
     def get_queryset(self):
         return EvaluationDataset.objects.annotate(case_count=Count("cases"))
@@ -320,6 +341,7 @@ class EvaluationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     """Evaluation runs with their reports; POST queues one (the worker runs it)."""
 
     serializer_class = s.EvaluationRunSerializer
+    permission_model = EvaluationRun
 
     def get_queryset(self):
         runs = EvaluationRun.objects.select_related("plan", "dataset", "baseline", "candidate")

@@ -191,9 +191,15 @@ def _apply_position(plan: MigrationPlan, position: Position) -> None:
     now = timezone.now()
     if position.state != plan.state:
         plan.state_changed_at = now
-    if position.state != plan.state or position.step_index != plan.current_step_index:
+    pausing_or_resuming = State.PAUSED in (position.state, plan.state)
+    if position.step_index != plan.current_step_index or (position.state != plan.state and not pausing_or_resuming):
+        # A new step: fresh data, fresh hold.
         plan.step_started_at = now
         plan.step_serial += 1
+    elif plan.state == State.PAUSED and position.state != State.PAUSED:
+        # A resumed step keeps the data gathered so far but gets its hold and deadline afresh (it may have
+        # been paused because its analysis ran out of time).
+        plan.step_started_at = now
     plan.state = position.state.value
     plan.candidate_percent = position.candidate_percent
     plan.rollback = position.rollback

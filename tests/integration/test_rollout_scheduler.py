@@ -185,3 +185,16 @@ def test_full_traffic_step__baseline_serves_nothing__judged_against_the_baseline
     decision = plan_schedule(plan_id=plan.pk, now=later(plan, 121))
     assert decision.move == "advance", decision.reason
     assert MigrationPlan.objects.get().state == State.OPTIMIZING
+
+
+def test_pause_then_resume__step_keeps_its_data_and_gets_a_fresh_hold():
+    plan = plan_at_first_step()
+    report(plan, "baseline", 3000, 15)
+    report(plan, "candidate", 3000, 16)
+    serial = plan.step_serial
+    plan_act(actor="user:ops", plan_key=plan.key, action="pause")
+    resumed = plan_act(actor="user:ops", plan_key=plan.key, action="resume")
+    assert resumed.step_serial == serial and resumed.step_started_at > plan.step_started_at
+    decision = plan_schedule(plan_id=plan.pk, now=resumed.step_started_at + timedelta(seconds=30))
+    assert decision.move == "wait" and "hold (30 of 60 s)" in decision.reason  # the data is there; the hold is not
+    assert plan_schedule(plan_id=plan.pk, now=resumed.step_started_at + timedelta(seconds=61)).move == "advance"

@@ -168,7 +168,7 @@ def test_sdk_keys__secret_only_in_the_creation_response(transactional_db):
     from tests.factories import make_staff_user
 
     client = APIClient()
-    client.force_authenticate(make_staff_user())
+    client.force_authenticate(make_staff_user(role="cutover-admin"))  # SDK keys are managed by admins
     factories.make_environment("prod")
     created = client.post("/api/v1/sdk-keys/", {"environment": "prod", "scopes": ["config:read"]}, format="json")
     assert created.status_code == 201

@@ -1,0 +1,43 @@
+"""Django's Redis cache backend, keeping one redis-py client per connection pool.
+
+Django's `RedisCacheClient.get_client` builds a new `redis.Redis` object on every cache call; its
+constructor (response callbacks, retry and connection settings) costs more CPU than the round trip to Redis
+on loopback, and the SDK config poll makes three cache calls. A `redis.Redis` is safe to share between
+threads (each command takes a connection from the pool), and Django gives every thread its own backend
+instance anyway, so the client is built once per pool instead. `incr` is one round trip (a server-side
+script) instead of EXISTS then INCRBY, and atomic: a key that expires between the two can no longer be
+recreated without its timeout. Nothing else changes: same keys, same serializer, same pools.
+"""
+
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django.core.cache.backends.redis import RedisCacheClient
+
+
+class ReusingRedisCacheClient(RedisCacheClient):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, object] = {}
+
+    def get_client(self, key=None, *, write=False):
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))
+        if client is None:
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+        return client
+
+    def incr(self, key, delta):
+        client = self.get_client(key, write=True)
+        value = client.eval(_INCR_EXISTING, 1, key, delta)
+        if value is None:
+            raise ValueError(f"Key '{key}' not found.")
+        return value
+
+
+# Like Django's incr: ValueError (nil) for a missing key, never create it (it would have no timeout).
+_INCR_EXISTING = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('incrby', KEYS[1], ARGV[1]) end"
+
+
+class RedisCache(DjangoRedisCache):
+    def __init__(self, server, params) -> None:
+        super().__init__(server, params)
+        self._class = ReusingRedisCacheClient
