@@ -46,6 +46,7 @@ from .models import (
     RolloutStep,
     SDKKey,
 )
+from .postmortem import postmortem_markdown
 from .roles import OPERATE_PERMISSION
 from .services.endpoints import endpoint_create, endpoint_update
 from .services.notifications import ChannelConfigInvalid, channel_create, channel_update
@@ -214,6 +215,8 @@ class PlanDashboardMixin:
                  name="migrations_app_migrationplan_dashboard"),
             path("<path:object_id>/dashboard/data.json", self.admin_site.admin_view(self.dashboard_data_view),
                  name="migrations_app_migrationplan_dashboard_data"),
+            path("<path:object_id>/postmortem.md", self.admin_site.admin_view(self.postmortem_view),
+                 name="migrations_app_migrationplan_postmortem"),
             *super().get_urls(),
         ]
 
@@ -226,7 +229,15 @@ class PlanDashboardMixin:
                            form_url: str = "", obj: MigrationPlan | None = None) -> HttpResponse:
         if obj is not None:
             context["dashboard_url"] = reverse("admin:migrations_app_migrationplan_dashboard", args=[obj.pk])
+            context["postmortem_url"] = reverse("admin:migrations_app_migrationplan_postmortem", args=[obj.pk])
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def postmortem_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The plan's postmortem (Markdown), as the API serves it, downloadable from the plan page."""
+        plan = self._dashboard_plan(request, object_id)
+        response = HttpResponse(postmortem_markdown(plan=plan), content_type="text/markdown; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="postmortem-{plan.key}.md"'
+        return response
 
     def _dashboard_plan(self, request: HttpRequest, object_id: str) -> MigrationPlan:
         plan = self.get_object(request, unquote(object_id))

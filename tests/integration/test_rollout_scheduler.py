@@ -198,3 +198,16 @@ def test_pause_then_resume__step_keeps_its_data_and_gets_a_fresh_hold():
     decision = plan_schedule(plan_id=plan.pk, now=resumed.step_started_at + timedelta(seconds=30))
     assert decision.move == "wait" and "hold (30 of 60 s)" in decision.reason  # the data is there; the hold is not
     assert plan_schedule(plan_id=plan.pk, now=resumed.step_started_at + timedelta(seconds=61)).move == "advance"
+
+
+def test_postmortem__downloadable_from_the_plan_page_in_the_admin(client):
+    from django.urls import reverse
+
+    plan = plan_at_first_step()
+    client.force_login(factories.make_staff_user("chief", superuser=True))
+    page = client.get(reverse("admin:migrations_app_migrationplan_change", args=[plan.pk])).content.decode()
+    url = reverse("admin:migrations_app_migrationplan_postmortem", args=[plan.pk])
+    assert url in page
+    response = client.get(url)
+    assert response.status_code == 200 and response["Content-Disposition"].endswith('postmortem-support-bot.md"')
+    assert response.content.decode().startswith("# Postmortem: support-bot")
