@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "controlplane.security.ContentSecurityPolicyMiddleware",
     # A database outage is a 503 with Retry-After, not a 500 (DRF views: api.errors.exception_handler).
     "migrations_app.api.errors.DatabaseUnavailableMiddleware",
+    # A NUL character in an API path or query is a 404 or 400, not a database error: api.errors.
+    "migrations_app.api.errors.RefuseNulCharactersMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -154,9 +156,11 @@ REST_FRAMEWORK = {
     ],
     # Staff users with a role (migrations_app.roles): viewers read, operators act, admins manage keys.
     "DEFAULT_PERMISSION_CLASSES": ["migrations_app.api.permissions.HasStaffRole"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON bodies (a dataset import also takes a multipart upload): migrations_app/api/parsers.py.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "migrations_app.api.schema.CutoverAutoSchema",
     "EXCEPTION_HANDLER": "migrations_app.api.errors.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "migrations_app.api.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "COERCE_DECIMAL_TO_STRING": False,
     "UNAUTHENTICATED_USER": None,

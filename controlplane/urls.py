@@ -2,7 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from migrations_app.api.errors import api_not_found, api_server_error
+
 from . import health
+
+# Under /api/ a URL that matches no route (e.g. a plan key that is not a slug) and an unhandled error answer
+# JSON like every other API error, not Django's HTML pages.
+handler404 = api_not_found
+handler500 = api_server_error
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -5,6 +5,7 @@ import logging
 
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -54,3 +55,32 @@ class DatabaseUnavailableMiddleware:
             return None
         _database_unavailable(exception)
         return JsonResponse(_UNAVAILABLE, status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+
+
+def api_not_found(request, exception):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def api_server_error(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Internal server error."}, status=500)
+    return defaults.server_error(request)
+
+
+class RefuseNulCharactersMiddleware:
+    """Under /api/: a NUL character in the path or a query parameter is the client's error — a 404, or a 400
+    naming the parameter — before it reaches a lookup (PostgreSQL cannot compare text with NUL: that was a 500)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/"):
+            if "\x00" in request.path:
+                return JsonResponse({"detail": "Not found."}, status=404)
+            for name, values in request.GET.lists():
+                if "\x00" in name or any("\x00" in value for value in values):
+                    return JsonResponse({name.replace("\x00", ""): ["Null characters are not allowed."]}, status=400)
+        return self.get_response(request)

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..domain.events import BatchInvalid
+from ..domain.text import NUL_MESSAGE, contains_nul
 from ..models import SDKScope
 from ..services.config_cache import config_document_get, config_wait_for_change
 from ..services.ingest import IngestResult, events_ingest, feedback_ingest
@@ -46,7 +47,9 @@ class SDKConfigView(APIView):
     @extend_schema(
         summary="The SDK config document of the key's environment",
         parameters=[
-            OpenApiParameter("wait", float, description="long-poll for up to this many seconds (≤ 60) "
+            OpenApiParameter("wait", {"type": "number", "minimum": 0,
+                                      "maximum": settings.CUTOVER_CONFIG_MAX_WAIT_SECONDS},
+                             description="long-poll for up to this many seconds (≤ 60) "
                              "for a version other than If-None-Match's"),
             OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, description='a version\'s ETag, "42"'),
         ],
@@ -81,9 +84,13 @@ class SDKConfigView(APIView):
 
 def _json_body(request) -> object:
     try:
-        return json.loads(request.body or b"null")
+        body = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError) as error:
         raise ValidationError({"non_field_errors": [f"the body is not JSON: {error}"]}) from error
+    # Only a body that may hold a NUL is walked: the hot path pays one bytes search.
+    if b"\\u0000" in request.body and contains_nul(body):
+        raise ValidationError({"non_field_errors": [f"the body {NUL_MESSAGE}"]})
+    return body
 
 
 class _SDKWriteView(APIView):

@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from .. import selectors
@@ -64,9 +65,6 @@ class ModelEndpointViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixin
 
 
 def _action_view(lifecycle_action: Action):
-    @extend_schema(request=s.ActionInputSerializer, responses={200: s.PlanSerializer},
-                   summary=f"{lifecycle_action.value.capitalize()} the plan",
-                   description="409 with the current state when the plan's state does not allow it.")
     def view(self, request, key=None):
         payload = s.ActionInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -76,7 +74,12 @@ def _action_view(lifecycle_action: Action):
         return Response(s.PlanSerializer(self.get_queryset().get(pk=plan.pk)).data)
 
     view.__name__ = lifecycle_action.value
-    return action(detail=True, methods=["post"], url_path=lifecycle_action.value)(view)
+    # extend_schema outside @action (as when stacking decorators): applied under it, it was lost and the schema
+    # asked for a whole plan (PlanRequest, required) as the body of every lifecycle action.
+    return extend_schema(request=s.ActionInputSerializer, responses={200: s.PlanSerializer},
+                         summary=f"{lifecycle_action.value.capitalize()} the plan",
+                         description="409 with the current state when the plan's state does not allow it.")(
+        action(detail=True, methods=["post"], url_path=lifecycle_action.value)(view))
 
 
 class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -215,31 +218,66 @@ import json as _json  # noqa: E402
 from django.db.models import Count  # noqa: E402
 from django.http import StreamingHttpResponse  # noqa: E402
 from django.shortcuts import get_object_or_404  # noqa: E402
-from rest_framework.pagination import LimitOffsetPagination  # noqa: E402
 from rest_framework.views import APIView  # noqa: E402
 
 from ..models import EvaluationDataset, EvaluationRun, ShadowComparison  # noqa: E402
 from ..services import evaluation as evaluation_services  # noqa: E402
 from ..services.shadow import shadow_export_rows  # noqa: E402
+from .pagination import StrictLimitOffsetPagination  # noqa: E402
+from .parsers import StrictMultiPartParser  # noqa: E402
 
 
 def _float_param(request, name: str) -> float | None:
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as error:
         raise ValidationError({name: ["must be a number"]}) from error
+    if value != value or value in (float("inf"), float("-inf")):  # "nan", "inf": no score compares with them
+        raise ValidationError({name: ["must be a number"]})
+    return value
+
+
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
+
+
+def _bool_param(request, name: str) -> bool | None:
+    """true/false (or 1/0, yes/no); anything else is a 400 (it used to mean false, silently)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if raw.lower() not in _TRUE + _FALSE:
+        raise ValidationError({name: ["must be true or false"]})
+    return raw.lower() in _TRUE
+
+
+def _datetime_param(request, name: str):
+    from datetime import UTC
+
+    from django.utils.dateparse import parse_datetime
+
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = parse_datetime(raw)
+        # In UTC: PostgreSQL refuses offsets past ±15:59 (Python takes up to ±23:59): that was a 500.
+        value = value and (value.replace(tzinfo=UTC) if value.tzinfo is None
+                           else value.astimezone(UTC))
+    except (ValueError, OverflowError):  # well-formed but impossible (month 13), or out of range in UTC
+        value = None
+    if value is None:
+        raise ValidationError({name: ["must be an ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z"]})
+    return value
 
 
 def _comparisons_for(request, key: str):
     plan = get_object_or_404(MigrationPlan, key=key)
-    disagree = request.query_params.get("disagree")
     return plan, selectors.shadow_comparisons(
         plan=plan, segment=request.query_params.get("segment"), max_score=_float_param(request, "max_score"),
-        min_score=_float_param(request, "min_score"),
-        disagree=None if disagree in (None, "") else disagree.lower() in ("1", "true", "yes"))
+        min_score=_float_param(request, "min_score"), disagree=_bool_param(request, "disagree"))
 
 
 _COMPARISON_FILTERS = [
@@ -254,11 +292,12 @@ class PlanComparisonsView(APIView):
     """A plan's shadow comparisons, worst first."""
 
     permission_model = ShadowComparison
+    pagination_class = StrictLimitOffsetPagination  # also tells the schema the list is paged
 
     @extend_schema(parameters=_COMPARISON_FILTERS, responses={200: s.ShadowComparisonSerializer(many=True)})
     def get(self, request, key: str):
         _, rows = _comparisons_for(request, key)
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(s.ShadowComparisonSerializer(page, many=True).data)
 
@@ -281,14 +320,12 @@ class PlanShadowSummaryView(APIView):
     permission_model = ShadowComparison
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT}, parameters=[
-        OpenApiParameter("since", str, description="only comparisons from this ISO time on")],
+        OpenApiParameter("since", OpenApiTypes.DATETIME, description="only comparisons from this ISO time on")],
         summary="Shadow evidence: disagreement above the noise floor with its interval, paired latency and cost "
                 "differences, per segment; and the evaluation gate")
     def get(self, request, key: str):
-        from django.utils.dateparse import parse_datetime
-
         plan = get_object_or_404(MigrationPlan, key=key)
-        since = parse_datetime(request.query_params["since"]) if request.query_params.get("since") else None
+        since = _datetime_param(request, "since")
         summary = selectors.shadow_summary(plan=plan, since=since)
         return Response(summary.as_dict() | {"evaluation_gate": selectors.evaluation_gate(plan=plan)})
 
@@ -321,7 +358,7 @@ class EvaluationDatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return EvaluationDataset.objects.annotate(case_count=Count("cases"))
 
     @extend_schema(request=s.DatasetImportSerializer, responses={201: s.EvaluationDatasetSerializer})
-    @action(detail=False, methods=["post"], url_path="import")
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[JSONParser, StrictMultiPartParser])
     def import_cases(self, request):
         payload = s.DatasetImportSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

@@ -28,6 +28,7 @@ from cutover.providers.normalize import looks_like_refusal, normalize_output
 
 from ..domain.comparisons import Attempt, Criteria, evaluation_report, recommend, regression
 from ..domain.rules import Severity
+from ..domain.text import NUL_MESSAGE
 from ..models import (
     Alert,
     AlertState,
@@ -118,7 +119,12 @@ def _case_from(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]
 def parse_cases(content: str | bytes, *, fmt: str) -> list[dict[str, Any]]:
     """Cases from JSONL (one object a line) or CSV (a header row: id, input, system, expected, json_schema,
     tags, segment, messages, params). DatasetInvalid names each bad line and field."""
-    text = content.decode("utf-8-sig") if isinstance(content, bytes) else content
+    try:
+        text = content.decode("utf-8-sig") if isinstance(content, bytes) else content
+    except UnicodeDecodeError as error:  # an uploaded binary file: the caller's error, not a server one
+        raise DatasetInvalid({"file": [f"must be UTF-8 text: {error}"]}) from error
+    if "\x00" in text or "\\u0000" in text:  # PostgreSQL stores no NUL (a JSONL line may escape one)
+        raise DatasetInvalid({"content": [NUL_MESSAGE]})
     rows: list[tuple[int, Any]] = []
     if fmt == "jsonl":
         for number, line in enumerate(text.splitlines(), 1):
