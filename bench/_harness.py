@@ -85,9 +85,9 @@ def application(environ, start_response):
     if path == BARE_PATH:
         return _bare_events(environ, start_response)
     if _django_app is None:
-        from django.core.wsgi import get_wsgi_application
+        from controlplane.wsgi import application as django_application  # what gunicorn serves in production
 
-        _django_app = get_wsgi_application()
+        _django_app = django_application
     return _django_app(environ, start_response)
 
 

@@ -36,8 +36,25 @@ class ReusingRedisCacheClient(RedisCacheClient):
 # Like Django's incr: ValueError (nil) for a missing key, never create it (it would have no timeout).
 _INCR_EXISTING = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('incrby', KEYS[1], ARGV[1]) end"
 
+# The window's first request creates the counter with its time to live.
+_INCR_OR_CREATE = ("local n = redis.call('incr', KEYS[1]) "
+                   "if n == 1 then redis.call('expire', KEYS[1], ARGV[1]) end return n")
+
 
 class RedisCache(DjangoRedisCache):
     def __init__(self, server, params) -> None:
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
+
+    def get_many_and_count(self, keys: list[str], counter_key: str, timeout: int) -> tuple[list, int]:
+        """The values at `keys` (None where missing) and the counter at `counter_key` plus one (created with
+        `timeout` seconds to live), in one round trip: the SDK config poll's reads and its rate-limit count.
+        The counter is a plain integer, as `incr` and `add` keep it."""
+        client = self._cache.get_client(write=True)
+        pipeline = client.pipeline(transaction=False)
+        pipeline.mget([self.make_and_validate_key(key) for key in keys])
+        counter = self.make_and_validate_key(counter_key)
+        pipeline.eval(_INCR_OR_CREATE, 1, counter, timeout)
+        values, count = pipeline.execute()
+        loads = self._cache._serializer.loads
+        return [None if value is None else loads(value) for value in values], count

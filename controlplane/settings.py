@@ -240,6 +240,9 @@ CUTOVER_CONFIG_MAX_WAIT_SECONDS = 60
 # How long a cached SDK config document or SDK key lives without a change (a safety net: every write
 # refreshes the cache on commit).
 CUTOVER_CONFIG_CACHE_SECONDS = env.int("CUTOVER_CONFIG_CACHE_SECONDS", default=300)
+# "Unchanged" config polls answered 304 ahead of the middleware and DRF (migrations_app/api/config_poll.py);
+# off, Django answers every poll (same answers, more CPU).
+CUTOVER_CONFIG_FAST_PATH = env.bool("CUTOVER_CONFIG_FAST_PATH", default=True)
 # Raw per-request events and feedback are pruned after this many days; per-minute rollups stay.
 CUTOVER_EVENT_RETENTION_DAYS = env.int("CUTOVER_EVENT_RETENTION_DAYS", default=14)
 # How often the health checker judges every live plan, and how long a fired rule must stay clear before

@@ -145,6 +145,16 @@ def sdk_principal_for_secret(secret: str) -> SDKPrincipal | None:
     return principal
 
 
+def sdk_principal_cached(secret: str) -> SDKPrincipal | None:
+    """The principal for a known secret if the cache holds it; None for a miss, an unknown secret or a cache
+    that is down (callers that need certainty use sdk_principal_for_secret)."""
+    return sdk_principal_from_cache_entry(cache_get_or_none(sdk_key_cache_key(hash_sdk_secret(secret))))
+
+
+def sdk_principal_from_cache_entry(entry) -> SDKPrincipal | None:
+    return None if entry is None or entry == _UNKNOWN else SDKPrincipal(*entry)
+
+
 def sdk_principal_cache_entry(principal: SDKPrincipal) -> tuple:
     return (principal.key_id, principal.prefix, principal.environment_id, principal.environment,
             principal.scopes, principal.revoked)
@@ -271,7 +281,7 @@ class ShadowSummary:
 
 _PAIR_FIELDS = ("disagree", "score", "noise_disagree", "segment", "candidate_latency_ms",
                 "sample__baseline_latency_ms", "candidate_cost", "sample__baseline_cost", "candidate_ok",
-                "rerun_cost")
+                "rerun_cost", "judge_cost")
 
 
 def _shadow_verdict(plan: MigrationPlan, comparisons: int, interval: tuple[float, float] | None) -> str:
@@ -292,10 +302,10 @@ def shadow_summary(*, plan: MigrationPlan, since: datetime | None = None, worst:
     if since is not None:
         rows = rows.filter(created_at__gte=since)
     pairs, failures, spend = [], 0, 0.0
-    for (disagree, score, noise, segment, lat_c, lat_b, cost_c, cost_b, ok, rerun_cost) in rows.values_list(
-            *_PAIR_FIELDS).iterator(chunk_size=5000):
+    for (disagree, score, noise, segment, lat_c, lat_b, cost_c, cost_b, ok, rerun_cost, judge_cost) in \
+            rows.values_list(*_PAIR_FIELDS).iterator(chunk_size=5000):
         failures += not ok
-        spend += cost_c + rerun_cost
+        spend += cost_c + rerun_cost + judge_cost
         pairs.append(Pair(disagree=disagree, score=score, noise_disagree=noise, segment=segment,
                           latency_candidate_ms=lat_c if ok else None, latency_baseline_ms=lat_b,
                           cost_candidate=cost_c if ok else None, cost_baseline=cost_b))

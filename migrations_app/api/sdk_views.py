@@ -25,15 +25,9 @@ from ..services.config_cache import config_document_get, config_wait_for_change
 from ..services.ingest import IngestResult, events_ingest, feedback_ingest
 from ..services.shadow import shadow_sample_ingest
 from .authentication import SDKKeyAuthentication
+from .config_poll import version_from_etag
 from .permissions import HasSDKScope
 from .throttling import SDKKeyRateThrottle
-
-
-def _version_from_etag(header: str | None) -> int | None:
-    if not header:
-        return None
-    tag = header.split(",")[0].strip().removeprefix("W/").strip('"')
-    return int(tag) if tag.isdigit() else None
 
 
 class SDKConfigView(APIView):
@@ -57,7 +51,7 @@ class SDKConfigView(APIView):
     )
     def get(self, request):
         environment_id = request.user.environment_id
-        known_version = _version_from_etag(request.headers.get("If-None-Match"))
+        known_version = version_from_etag(request.headers.get("If-None-Match"))
         wait = self._wait_seconds(request)
         document = config_document_get(environment_id)
         if wait and document.version == known_version:

@@ -9,6 +9,7 @@ path down with the cache."""
 
 import logging
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
@@ -17,6 +18,7 @@ from rest_framework.throttling import BaseThrottle
 from ..selectors import SDKPrincipal
 
 logger = logging.getLogger("migrations_app.api")
+CACHE_PREFIX = "cutover:throttle"
 
 _PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600,
             "d": 86400, "day": 86400}
@@ -35,10 +37,59 @@ def parse_rate(rate: str | int | None) -> tuple[int, int] | None:
     return (limit, seconds * (int(number) if number else 1)) if limit > 0 else None
 
 
+@dataclass(frozen=True)
+class RateWindow:
+    """The current fixed window of one key's limit for one scope, and the cache counter that counts it."""
+
+    counter_key: str
+    limit: int
+    period: int
+    ends_at: float  # time.time()
+
+    def wait_after(self, count: int) -> float | None:
+        """None when `count` requests fit the limit, else the seconds until the window ends (Retry-After)."""
+        return None if count <= self.limit else max(1.0, self.ends_at - time.time())
+
+
+def rate_window(key_prefix: str, scope: str) -> RateWindow | None:
+    """The window now, or None when the scope is not limited."""
+    rate = parse_rate(getattr(settings, "CUTOVER_SDK_RATE_LIMITS", {}).get(scope))
+    if rate is None:
+        return None
+    limit, period = rate
+    window = int(time.time() // period)
+    return RateWindow(f"{CACHE_PREFIX}:{scope}:{key_prefix}:{period}:{window}", limit, period, (window + 1) * period)
+
+
+def count_request(window: RateWindow) -> int:
+    """Count one request in the window; the count so far. Raises the cache's errors."""
+    try:
+        return cache.incr(window.counter_key)
+    except ValueError:  # the window's first request (or the counter expired)
+        return 1 if cache.add(window.counter_key, 1, timeout=window.period + 1) else cache.incr(window.counter_key)
+
+
+def sdk_rate_limit_count(key_prefix: str, scope: str) -> float | None:
+    """Count one request of the key against its limit for `scope`: None when it is within the limit (or
+    the scope is unlimited, or the cache is down), else the seconds until the window ends (Retry-After)."""
+    window = rate_window(key_prefix, scope)
+    if window is None:
+        return None
+    try:
+        count = count_request(window)
+    except Exception as error:  # redis-py's and the file cache's errors share no base class
+        logger.warning("cache unavailable, SDK rate limit not applied: %s: %s", type(error).__name__, error)
+        return None
+    return window.wait_after(count)
+
+
+# Set in the WSGI environ by the config poll's fast path (api/config_poll.py) when it counted a request it
+# then handed to Django: its Retry-After or None. No client can set it (headers arrive as HTTP_*).
+ALREADY_COUNTED = "cutover.rate_limit_already_counted"
+
+
 class SDKKeyRateThrottle(BaseThrottle):
     """Per SDK key and `view.throttle_scope`."""
-
-    cache_prefix = "cutover:throttle"
 
     def __init__(self) -> None:
         self.wait_seconds: float | None = None
@@ -48,25 +99,11 @@ class SDKKeyRateThrottle(BaseThrottle):
         scope = getattr(view, "throttle_scope", None)
         if not isinstance(principal, SDKPrincipal) or scope is None:
             return True
-        rate = parse_rate(getattr(settings, "CUTOVER_SDK_RATE_LIMITS", {}).get(scope))
-        if rate is None:
-            return True
-        limit, period = rate
-        now = time.time()
-        window = int(now // period)
-        key = f"{self.cache_prefix}:{scope}:{principal.prefix}:{period}:{window}"
-        try:
-            try:
-                count = cache.incr(key)
-            except ValueError:  # the window's first request (or the counter expired)
-                count = 1 if cache.add(key, 1, timeout=period + 1) else cache.incr(key)
-        except Exception as error:  # redis-py's and the file cache's errors share no base class
-            logger.warning("cache unavailable, SDK rate limit not applied: %s: %s", type(error).__name__, error)
-            return True
-        if count <= limit:
-            return True
-        self.wait_seconds = max(1.0, (window + 1) * period - now)
-        return False
+        if ALREADY_COUNTED in request.META:
+            self.wait_seconds = request.META[ALREADY_COUNTED]
+        else:
+            self.wait_seconds = sdk_rate_limit_count(principal.prefix, scope)
+        return self.wait_seconds is None
 
     def wait(self) -> float | None:
         return self.wait_seconds

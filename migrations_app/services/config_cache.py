@@ -42,7 +42,7 @@ class CachedDocument:
         return f'"{self.version}"'
 
 
-def _cache_key(environment_id: int) -> str:
+def config_cache_key(environment_id: int) -> str:
     return f"cutover:sdkconfig:{environment_id}"
 
 
@@ -56,10 +56,13 @@ def _render(document: dict) -> CachedDocument:
 
 def config_document_get(environment_id: int) -> CachedDocument:
     """The current document: from the cache (no SQL), or built and cached on a miss."""
-    cached = cache_get_or_none(_cache_key(environment_id))
-    if cached is not None:
-        return CachedDocument(*cached)
-    return _rebuild(environment_id)
+    return config_document_cached(environment_id) or _rebuild(environment_id)
+
+
+def config_document_cached(environment_id: int) -> CachedDocument | None:
+    """The current document if the cache holds it (None on a miss or a cache that is down): never SQL."""
+    cached = cache_get_or_none(config_cache_key(environment_id))
+    return None if cached is None else CachedDocument(*cached)
 
 
 def plan_config_bump(plan: MigrationPlan) -> None:
@@ -86,7 +89,7 @@ def _rebuild(environment_id: int) -> CachedDocument:
     with transaction.atomic():
         Environment.objects.select_for_update().filter(pk=environment_id).first()
         document = _render(selectors.sdk_config_document(environment_id=environment_id))
-        cache_set_quietly(_cache_key(environment_id), (document.version, document.body),
+        cache_set_quietly(config_cache_key(environment_id), (document.version, document.body),
                           settings.CUTOVER_CONFIG_CACHE_SECONDS)
     return document
 
