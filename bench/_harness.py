@@ -184,6 +184,23 @@ def start_gunicorn(*, workers: int, threads: int, env: dict | None = None, log=N
     return server, port
 
 
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (gunicorn: the master and its workers), from
+    /proc: a steadier measure than throughput on a shared machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def stop_gunicorn(server: subprocess.Popen) -> None:
     if server.poll() is not None:
         return

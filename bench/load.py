@@ -55,6 +55,7 @@ from _harness import (
     make_batches,
     percentile,
     pg_version,
+    process_tree_cpu_seconds,
     record_config_answer,
     start_gunicorn,
     stop_gunicorn,
@@ -230,6 +231,7 @@ class PollResult:
     label: str
     seconds: float
     stats: PollStats
+    server_cpu: float = 0.0  # CPU seconds the server's processes used during the run
 
     @property
     def polls(self) -> int:
@@ -242,16 +244,23 @@ class PollResult:
     def ms(self, q: float, service: bool = False) -> float:
         return 1000 * percentile(self.stats.service if service else self.stats.latencies, q)
 
+    @property
+    def cpu_us_per_poll(self) -> float:
+        return 1e6 * self.server_cpu / max(self.polls, 1)
+
     def line(self) -> str:
         s = self.stats
         return (f"{self.label:34} {self.rate:8,.0f} polls/s  p50 {self.ms(0.5):6.2f} ms  p99 {self.ms(0.99):6.2f} ms"
-                f" (sent→answered p99 {self.ms(0.99, True):6.2f})  304 {s.ok304:,}  200 {s.ok200:,}  errors {s.errors}")
+                f" (sent→answered p99 {self.ms(0.99, True):6.2f})  server CPU {self.cpu_us_per_poll:4.0f} µs/poll"
+                f"  304 {s.ok304:,}  200 {s.ok200:,}  errors {s.errors}")
 
 
 def run_pollers(port: int, path: str, sdks: list[tuple[str, str]], *, etags: dict[str, str], rate: float | None,
-                seconds: float, procs: int, label: str, seed: int = 1) -> PollResult:
+                seconds: float, procs: int, label: str, seed: int = 1, server_pid: int | None = None) -> PollResult:
     """`sdks` (secret, environment) poll for `seconds`, at `rate` polls/s in all (None: back to back), from
-    `procs` processes; each starts with its environment's ETag from `etags`."""
+    `procs` processes; each starts with its environment's ETag from `etags`. With `server_pid`, the server's
+    CPU time during the run is measured too."""
+    cpu_before = process_tree_cpu_seconds(server_pid) if server_pid else 0.0
     period = len(sdks) / rate if rate else 0.0
     start = time.monotonic() + 1.0  # every process connected and waiting by then
     until = start + seconds
@@ -262,8 +271,9 @@ def run_pollers(port: int, path: str, sdks: list[tuple[str, str]], *, etags: dic
     stats = PollStats()
     for part in parts:
         stats.merge(part)
+    server_cpu = process_tree_cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
     # Wall clock to the last answer: a server slower than the offered rate shows as fewer polls/s.
-    return PollResult(label, max(stats.last - start, seconds), stats)
+    return PollResult(label, max(stats.last - start, seconds), stats, server_cpu)
 
 
 # --- events (client processes, httpx) ---------------------------------------------------------------------
@@ -381,7 +391,7 @@ def run_load(*, fixtures: Fixtures, workers: int, threads: int, seconds: float, 
             bare = {"secrets": secrets, "environments": recorded, "changing": [CHANGING], "t0": time.time(),
                     "interval": change_every}
             bare_file.write_text(json.dumps(bare))
-            poll = {"procs": poll_procs}
+            poll = {"procs": poll_procs, "server_pid": server.pid}
             # warm-up: every worker thread has Django loaded, its connections open, the keys cached
             run_pollers(port, CONFIG_PATH, fixtures.sdks, rate=rate, seconds=min(2.0, seconds), label="warm-up",
                         etags=etags, **poll)
@@ -437,26 +447,26 @@ def record(r: dict, args: argparse.Namespace, postgres: str) -> None:
     events, bare_events = r["events"], r["bare_events"]
     poll_met = offered.rate >= GOAL_POLLS and offered.ms(0.99) <= GOAL_P99_MS and not offered.stats.errors
     rows = [
-        "| workload | server | throughput | p50 ms | p99 ms | p99 ms sent→answered | answers |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| workload | server | throughput | p50 ms | p99 ms | p99 ms sent→answered | server CPU µs/poll | answers |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
         f"| config polls at {args.rate:,}/s offered | **Django** | **{offered.rate:,.0f}/s** | {offered.ms(0.5):.2f} "
-        f"| **{offered.ms(0.99):.2f}** | {offered.ms(0.99, True):.2f} "
+        f"| **{offered.ms(0.99):.2f}** | {offered.ms(0.99, True):.2f} | {offered.cpu_us_per_poll:.0f} "
         f"| {offered.stats.ok304:,} × 304, {offered.stats.ok200:,} × 200, "
         f"{offered.stats.errors} errors |",
         f"| | bare | {bare.rate:,.0f}/s | {bare.ms(0.5):.2f} | {bare.ms(0.99):.2f} "
-        f"| {bare.ms(0.99, True):.2f} | {bare.stats.ok304:,} × 304, "
+        f"| {bare.ms(0.99, True):.2f} | {bare.cpu_us_per_poll:.0f} | {bare.stats.ok304:,} × 304, "
         f"{bare.stats.ok200:,} × 200, {bare.stats.errors} errors |",
     ]
     if "config_max" in r:
         for name, result in (("**Django**", r["config_max"]), ("bare", r["bare_max"])):
             rows.append(f"| {'config polls back to back' if name != 'bare' else ''} | {name} | {result.rate:,.0f}/s "
                         f"| {result.ms(0.5):.2f} | {result.ms(0.99):.2f} | "
-                        f"{result.ms(0.99, True):.2f} | {result.stats.ok304:,} × 304, "
+                        f"{result.ms(0.99, True):.2f} | {result.cpu_us_per_poll:.0f} | {result.stats.ok304:,} × 304, "
                         f"{result.stats.ok200:,} × 200, {result.stats.errors} errors |")
     rows += [
-        f"| events, batches of {args.batch:,} | **Django → PostgreSQL** | **{events.rate:,.0f} events/s** | | | | "
+        f"| events, batches of {args.batch:,} | **Django → PostgreSQL** | **{events.rate:,.0f} events/s** | | | | | "
         f"{events.accepted:,} accepted, {events.errors} errors |",
-        f"| | bare (reads the body, 202) | {bare_events.rate:,.0f} events/s | | | | {bare_events.errors} errors |",
+        f"| | bare (reads the body, 202) | {bare_events.rate:,.0f} events/s | | | | | {bare_events.errors} errors |",
     ]
     lines = [
         "## Load: config polls and events",

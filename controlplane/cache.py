@@ -9,8 +9,11 @@ script) instead of EXISTS then INCRBY, and atomic: a key that expires between th
 recreated without its timeout. Nothing else changes: same keys, same serializer, same pools.
 """
 
+import hashlib
+
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+from redis.exceptions import NoScriptError
 
 
 class ReusingRedisCacheClient(RedisCacheClient):
@@ -36,9 +39,17 @@ class ReusingRedisCacheClient(RedisCacheClient):
 # Like Django's incr: ValueError (nil) for a missing key, never create it (it would have no timeout).
 _INCR_EXISTING = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('incrby', KEYS[1], ARGV[1]) end"
 
-# The window's first request creates the counter with its time to live.
-_INCR_OR_CREATE = ("local n = redis.call('incr', KEYS[1]) "
-                   "if n == 1 then redis.call('expire', KEYS[1], ARGV[1]) end return n")
+# GET each key but the last, INCR the last (the window's first request gives it its time to live).
+# GET of a missing key is false in Lua, a nil in the reply, so the list keeps its length.
+_GET_MANY_AND_COUNT = """
+local n = redis.call('incr', KEYS[#KEYS])
+if n == 1 then redis.call('expire', KEYS[#KEYS], ARGV[1]) end
+local values = {}
+for i = 1, #KEYS - 1 do values[i] = redis.call('get', KEYS[i]) end
+values[#KEYS] = n
+return values
+"""
+_GET_MANY_AND_COUNT_SHA = hashlib.sha1(_GET_MANY_AND_COUNT.encode()).hexdigest()
 
 
 class RedisCache(DjangoRedisCache):
@@ -48,13 +59,13 @@ class RedisCache(DjangoRedisCache):
 
     def get_many_and_count(self, keys: list[str], counter_key: str, timeout: int) -> tuple[list, int]:
         """The values at `keys` (None where missing) and the counter at `counter_key` plus one (created with
-        `timeout` seconds to live), in one round trip: the SDK config poll's reads and its rate-limit count.
+        `timeout` seconds to live), in one command: the SDK config poll's reads and its rate-limit count.
         The counter is a plain integer, as `incr` and `add` keep it."""
         client = self._cache.get_client(write=True)
-        pipeline = client.pipeline(transaction=False)
-        pipeline.mget([self.make_and_validate_key(key) for key in keys])
-        counter = self.make_and_validate_key(counter_key)
-        pipeline.eval(_INCR_OR_CREATE, 1, counter, timeout)
-        values, count = pipeline.execute()
+        names = [self.make_and_validate_key(key) for key in [*keys, counter_key]]
+        try:  # the script by its hash (cheaper than sending it each time); loaded on first use
+            *values, count = client.evalsha(_GET_MANY_AND_COUNT_SHA, len(names), *names, timeout)
+        except NoScriptError:
+            *values, count = client.eval(_GET_MANY_AND_COUNT, len(names), *names, timeout)
         loads = self._cache._serializer.loads
         return [None if value is None else loads(value) for value in values], count
