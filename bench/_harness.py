@@ -1,9 +1,10 @@
-"""Shared pieces of the benches that drive the control plane under gunicorn: a scratch PostgreSQL database,
-the server (with bench-only bare endpoints in front of Django), synthetic event batches, what got stored, and
-a docs section between markers. Used by bench/ingest_throughput.py, bench/load.py and tests/load/.
+"""Shared pieces of the benches that drive the control plane under granian (its production server): a
+scratch PostgreSQL database, the server (with bench-only bare endpoints in front of Django), synthetic event
+batches, what got stored, and a docs section between markers. Used by bench/ingest_throughput.py,
+bench/load.py and tests/load/.
 
-Gunicorn loads `_harness:application` (bench/ on PYTHONPATH): Django's WSGI app, except two bare paths this
-module answers itself before Django sees the request (HTTP and gunicorn only):
+The server loads `_harness:application` (bench/ on PYTHONPATH): Django's WSGI app, except two bare paths this
+module answers itself before Django sees the request (HTTP and the server only):
 - BARE_PATH: reads the whole body and answers 202, as POST /api/v1/sdk/events does;
 - BARE_CONFIG_PATH: replays the bytes GET /api/v1/sdk/config answered (200 with the document, or 304),
   recorded by the bench in the file named by $CUTOVER_BENCH_BARE_CONFIG (see `bare_config_app`).
@@ -69,10 +70,10 @@ def bare_config_app(environ, start_response):
     etag = f'"{version}"'
     tag = environ.get("HTTP_IF_NONE_MATCH", "")
     if tag == etag:
-        start_response("304 Not Modified", [*answer["headers_304"], ["ETag", etag]])
+        start_response("304 Not Modified", [*map(tuple, answer["headers_304"]), ("ETag", etag)])
         return [b""]
     body = answer["body"].encode()
-    start_response("200 OK", [*answer["headers_200"], ["ETag", etag]])
+    start_response("200 OK", [*map(tuple, answer["headers_200"]), ("ETag", etag)])
     return [body]
 
 
@@ -85,7 +86,7 @@ def application(environ, start_response):
     if path == BARE_PATH:
         return _bare_events(environ, start_response)
     if _django_app is None:
-        from controlplane.wsgi import application as django_application  # what gunicorn serves in production
+        from controlplane.wsgi import application as django_application  # what the server runs in production
 
         _django_app = django_application
     return _django_app(environ, start_response)
@@ -93,7 +94,7 @@ def application(environ, start_response):
 
 def record_config_answer(port: int, secret: str) -> dict:
     """The config endpoint's 200 and 304 for this key, as `bare_config_app` replays them: headers without
-    those gunicorn adds itself (Date, Server, Connection) and without the ETag (the bare app sets it)."""
+    those the server adds itself (Date, Server, Connection) and without the ETag (the bare app sets it)."""
     import httpx
 
     skip = {"date", "server", "connection", "etag", "transfer-encoding"}
@@ -157,35 +158,35 @@ def close_django_connections() -> None:
         connections.close_all()
 
 
-# --- gunicorn ----------------------------------------------------------------------------------------
+# --- the server (granian, as in production) ------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def start_gunicorn(*, workers: int, threads: int, env: dict | None = None, log=None,
-                   timeout: float = 30.0) -> tuple[subprocess.Popen, int]:
-    """gunicorn (gthread) serving `_harness:application` on a free loopback port, answering; (process, port).
+def start_server(*, workers: int, threads: int, env: dict | None = None, log=None,
+                 timeout: float = 30.0) -> tuple[subprocess.Popen, int]:
+    """granian (WSGI, `workers` processes × `threads` blocking threads, as docker/Dockerfile runs the web
+    process) serving `_harness:application` on a free loopback port, answering; (process, port).
     `env`: the servers' environment (default: this process's)."""
     port = free_port()
     env = {**(env if env is not None else os.environ), "PYTHONWARNINGS": "ignore:No directory at",  # no collectstatic
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "gunicorn", "_harness:application", "--bind", f"127.0.0.1:{port}",
-               "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
-               "--log-level", "warning", "--timeout", "120", "--graceful-timeout", "5", "--keep-alive", "75",
-               "--worker-tmp-dir", "/dev/shm", "--backlog", "2048"]
+    command = [sys.executable, "-m", "granian", "--interface", "wsgi", "_harness:application", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(workers), "--blocking-threads", str(threads), "--no-ws",
+               "--log-level", "warning", "--backlog", "2048"]
     server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True, stdout=log, stderr=log)
     try:
         wait_until_up(port, server, timeout)
     except BaseException:
-        stop_gunicorn(server)
+        stop_server(server)
         raise
     return server, port
 
 
 def process_tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its children (gunicorn: the master and its workers), from
+    """User + system CPU seconds of a process and its children (the server's main process and its workers), from
     /proc: a steadier measure than throughput on a shared machine."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
@@ -201,7 +202,7 @@ def process_tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def stop_gunicorn(server: subprocess.Popen) -> None:
+def stop_server(server: subprocess.Popen) -> None:
     if server.poll() is not None:
         return
     os.killpg(server.pid, signal.SIGTERM)
@@ -218,13 +219,13 @@ def wait_until_up(port: int, process: subprocess.Popen, timeout: float = 30.0) -
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+            raise RuntimeError(f"the server exited with {process.returncode}")
         try:
             httpx.post(f"http://127.0.0.1:{port}{BARE_PATH}", content=b"{}", timeout=1.0)
             return
         except httpx.TransportError:
             time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer within {timeout:g} s")
+    raise RuntimeError(f"the server did not answer within {timeout:g} s")
 
 
 # --- events --------------------------------------------------------------------------------------------

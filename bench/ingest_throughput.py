@@ -1,13 +1,13 @@
 """How many per-request events per second POST /api/v1/sdk/events stores in PostgreSQL, none lost.
 
 Creates a scratch PostgreSQL database (dropped and recreated each run), migrates it, creates a plan and
-an SDK key through the services, starts the control plane under gunicorn (gthread) with DEBUG=0, and
+an SDK key through the services, starts the control plane under granian (WSGI, as in production) with DEBUG=0, and
 posts pre-encoded batches of events from a few client threads over loopback. Afterwards it checks that
 the stored RequestEvent rows and the sum of MetricRollup.requests both equal the number of events sent.
 
 In the same run, two baselines:
-- bare server: the same batches posted to the same gunicorn workers, at a path this module's WSGI
-  wrapper answers itself (reads the body, answers 202) before Django sees it — HTTP and gunicorn only;
+- bare server: the same batches posted to the same server workers, at a path this module's WSGI
+  wrapper answers itself (reads the body, answers 202) before Django sees it — HTTP and the server only;
 - direct call: `events_ingest` called in this process, no HTTP (validation + SQL only).
 
 The servers are stopped and the scratch database dropped at the end, even on failure.
@@ -38,8 +38,8 @@ from _harness import (
     drop_database,
     make_batches,
     pg_version,
-    start_gunicorn,
-    stop_gunicorn,
+    start_server,
+    stop_server,
     stored,
     write_section,
 )
@@ -95,14 +95,14 @@ def run(args: argparse.Namespace) -> dict:
     factories.make_plan(DIRECT_PLAN)
     secret = factories.make_sdk_key("prod")
     environment_id = factories.make_environment("prod").pk
-    connection.close()  # gunicorn's workers are separate processes; keep ours from idling in a transaction
+    connection.close()  # the server's workers are separate processes; keep ours from idling in a transaction
 
     http_batches = make_batches(HTTP_PLAN, args.events, args.batch, args.seed)
     bodies = [json.dumps({"events": batch}).encode() for batch in http_batches]
     sent = sum(len(batch) for batch in http_batches)
 
-    # gunicorn loads `_harness:application`: Django, except BARE_PATH (reads the body, answers 202).
-    server, port = start_gunicorn(workers=args.workers, threads=args.threads)
+    # the server loads `_harness:application`: Django, except BARE_PATH (reads the body, answers 202).
+    server, port = start_server(workers=args.workers, threads=args.threads)
     try:
         # Warm up: every worker thread loads Django, opens its database connection and caches the key.
         warm = make_batches(HTTP_PLAN + "-warm", args.batch * args.workers * args.threads, args.batch, args.seed + 1)
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> dict:
         print(f"ingest HTTP:  {sent / ours_seconds:10,.0f} events/s  ({len(bodies)} batches in {ours_seconds:.2f} s;"
               f" accepted {accepted:,}, duplicate {duplicate:,})")
     finally:
-        stop_gunicorn(server)
+        stop_server(server)
 
     rows, requests = stored(HTTP_PLAN)
     print(f"stored:       {rows:,} events, rollups count {requests:,} requests; sent {sent:,}")
@@ -151,7 +151,7 @@ def record(r: dict, args: argparse.Namespace, postgres: str) -> None:
         "",
         f"`bench/ingest_throughput.py` — {time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, "
         f"PostgreSQL {postgres}, {os.cpu_count()} CPUs shared by everything (server, database, client). "
-        f"gunicorn gthread, {args.workers} workers × {args.threads} threads, DEBUG=0, Redis cache; "
+        f"granian (WSGI), {args.workers} workers × {args.threads} threads, DEBUG=0, Redis cache; "
         f"{r['sent']:,} events as batches of {args.batch:,} (pre-encoded JSON, 90 % baseline / 10 % candidate, "
         f"one minute), posted by {args.clients} httpx client threads with keep-alive over loopback; wall clock.",
         "",
@@ -178,8 +178,8 @@ def main() -> int:
     parser.add_argument("--direct-events", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (one per core)")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes (one per core)")
+    parser.add_argument("--threads", type=int, default=4, help="server threads per worker")
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default="cutover_bench")

@@ -1,9 +1,10 @@
 """Load: many SDKs polling GET /api/v1/sdk/config (mostly 304s) and several processes posting event batches
-to POST /api/v1/sdk/events, against the control plane under gunicorn on PostgreSQL + Redis, each next to the
-same gunicorn answering the same bytes without Django (bench/_harness.py), measured in the same run.
+to POST /api/v1/sdk/events, against the control plane under granian (its production server) on PostgreSQL +
+Redis, each next to the same server answering the same bytes without Django (bench/_harness.py), measured
+in the same run.
 
 Creates a scratch PostgreSQL database (dropped and recreated each run), migrates it, creates a live plan in
-each of two environments and SDK keys spread over them, and starts gunicorn (gthread) with DEBUG=0.
+each of two environments and SDK keys spread over them, and starts granian (WSGI) with DEBUG=0.
 
 - Config polls, offered rate: `--sdks` simulated SDKs (asyncio, one keep-alive connection each, spread over
   `--poll-procs` client processes) each poll every sdks/rate seconds with If-None-Match set to the last
@@ -15,7 +16,7 @@ each of two environments and SDK keys spread over them, and starts gunicorn (gth
   connection; afterwards the stored RequestEvent rows and the sum of MetricRollup.requests must both equal
   the number of events sent.
 
-The bare baseline of each runs on the same gunicorn workers right before it. The server is stopped and the
+The bare baseline of each runs on the same server workers right before it. The server is stopped and the
 scratch database dropped at the end, even on failure.
 
     .venv/bin/python bench/load.py [--seconds 15] [--rate 2000] [--sdks 240] [--keys 50] [--no-record]
@@ -57,8 +58,8 @@ from _harness import (
     pg_version,
     process_tree_cpu_seconds,
     record_config_answer,
-    start_gunicorn,
-    stop_gunicorn,
+    start_server,
+    stop_server,
     stored,
     write_section,
 )
@@ -371,7 +372,7 @@ def current_etags(port: int, sdks: list[tuple[str, str]]) -> dict[str, str]:
 def run_load(*, fixtures: Fixtures, workers: int, threads: int, seconds: float, rate: float, poll_procs: int,
              change_every: float, saturation_seconds: float, events: int, batch: int, event_procs: int,
              seed: int, env: dict | None = None, log=None) -> dict:
-    """Everything against one gunicorn: bare and Django config polls at `rate`, then back to back, then bare
+    """Everything against one server: bare and Django config polls at `rate`, then back to back, then bare
     and Django events. Django must be set up in this process on the server's database (the plan changes and
     the final counts run here)."""
     from django.db import connection
@@ -382,7 +383,7 @@ def run_load(*, fixtures: Fixtures, workers: int, threads: int, seconds: float, 
         bare_file = Path(scratch) / "bare-config.json"
         server_env = {**(env if env is not None else os.environ), BARE_CONFIG_ENV: str(bare_file),
                       "CUTOVER_SDK_RATE_LIMITS": RATE_LIMITS}
-        server, port = start_gunicorn(workers=workers, threads=threads, env=server_env, log=log)
+        server, port = start_server(workers=workers, threads=threads, env=server_env, log=log)
         try:
             etags = current_etags(port, fixtures.sdks)
             secrets = dict(fixtures.sdks)
@@ -429,7 +430,7 @@ def run_load(*, fixtures: Fixtures, workers: int, threads: int, seconds: float, 
                                            procs=event_procs, label="POST /api/v1/sdk/events")
             print(results["events"].line())
         finally:
-            stop_gunicorn(server)
+            stop_server(server)
     rows, requests = stored(fixtures.events_plan)
     connection.close()
     results.update(rows=rows, requests=requests, sent=results["events"].sent)
@@ -472,14 +473,14 @@ def record(r: dict, args: argparse.Namespace, postgres: str) -> None:
         "## Load: config polls and events",
         "",
         f"`bench/load.py` — {time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, PostgreSQL {postgres}, "
-        f"Redis, {os.cpu_count()} CPUs shared by everything (gunicorn, PostgreSQL, Redis, the clients, other "
-        f"engineers' jobs). gunicorn gthread, {args.workers} workers × {args.threads} threads, DEBUG=0. "
+        f"Redis, {os.cpu_count()} CPUs shared by everything (the server, PostgreSQL, Redis, the clients, other "
+        f"engineers' jobs). granian (WSGI), {args.workers} workers × {args.threads} threads, DEBUG=0. "
         f"{args.sdks} simulated SDKs on {args.keys} SDK keys across {len(ENVIRONMENTS)} environments, asyncio "
         f"clients in {args.poll_procs} processes, one keep-alive connection per SDK, each polling with "
         f"If-None-Match; the prod plan paused or resumed every {args.change_every:g} s ({r['changes']} changes), "
         f"so those SDKs get a 200 once per change. {args.seconds:g} s per config run; latency from when a poll "
         f"was due (waits in the client's queue count). Events: {r['sent']:,} events posted by {args.event_procs} "
-        f"processes. The bare rows are the same gunicorn workers answering the same bytes (recorded 200 and 304 "
+        f"processes. The bare rows are the same server workers answering the same bytes (recorded 200 and 304 "
         f"headers and document) without Django, in the same run.",
         "",
         *rows,
@@ -508,7 +509,7 @@ NOTES = [
     "redis-py client reused (`controlplane/cache.py`), 445 µs with the counter increment as one atomic round "
     "trip instead of EXISTS + INCRBY. Same keys, values and behaviour; still no SQL on a warm poll.",
     "- The machine is shared: load average 5–8 on 2 CPUs from other engineers' jobs during these runs, and the "
-    "clients, PostgreSQL and Redis compete with gunicorn for the same 2 CPUs, so p99 reflects CPU queueing "
+    "clients, PostgreSQL and Redis compete with the server for the same 2 CPUs, so p99 reflects CPU queueing "
     "as much as the server; figures swing by ±20 % between runs. An offered rate above what the server "
     "sustains makes every SDK fall further behind for the whole run, hence p50/p99 in seconds from when polls "
     "were due; the sent→answered column is the latency of the polls themselves.",
@@ -527,8 +528,8 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--event-procs", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers: one per core")
-    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes: one per core")
+    parser.add_argument("--threads", type=int, default=4, help="server threads per worker")
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default="cutover_load")

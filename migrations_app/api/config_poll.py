@@ -1,18 +1,19 @@
-"""The SDK config poll's fast path: "my config is still version N?" answered 304 ahead of Django's middleware
-and DRF.
+"""The SDK config poll's fast path: GET /api/v1/sdk/config answered from the cache ahead of Django's
+middleware and DRF.
 
-Nearly every request a control plane serves is an SDK or sidecar asking whether its config changed, with
-the ETag it holds, and nearly every answer is 304 Not Modified. Through the middleware stack and DRF that
-answer costs several hundred microseconds of CPU, most of it spent on machinery a 304 does not use. This
-WSGI wrapper answers it with the same cache reads (the key's principal, the environment's document), the
-same rate-limit count and the same headers as SDKConfigView, and never touches the database.
+Nearly every request a control plane serves is an SDK or sidecar polling its config with the ETag it
+holds; nearly every answer is 304 Not Modified, and after a change every poller of the environment gets the
+new document at once. Through the middleware stack and DRF each answer costs several hundred microseconds
+of CPU, most of it on machinery a poll does not use. This WSGI wrapper answers a poll with one cache
+command (the key's principal, the environment's document, the request counted against the key's rate
+limit), the same status, headers and body as SDKConfigView, and never touches the database.
 
-It answers only when everything is plainly in order — a GET of exactly the config path, no query, a
-Bearer key the cache knows, not revoked, holding config:read, an If-None-Match naming the current version,
-a host Django accepts, no https redirect due, an Accept the API serves, the key within its rate limit —
-and passes every other request to Django untouched, which answers it as it always has (200, 401, 403,
-429, long-polls, cache misses). tests/integration/test_config_poll_fast_path.py holds the two to the same
-status and headers.
+It answers only when everything is plainly in order — a GET of exactly the config path with no query
+(a long-poll has one), a Bearer key the cache knows, not revoked, holding config:read, a document in the
+cache, a host Django accepts, no https redirect due, an Accept the API serves, the key within its rate
+limit — and passes every other request to Django untouched, which answers it as it always has (401, 403,
+429, long-polls, cache misses, an unavailable cache). tests/integration/test_config_poll_fast_path.py
+holds the two to the same answers.
 
 settings.CUTOVER_CONFIG_FAST_PATH = False sends every request to Django.
 """
@@ -25,7 +26,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
-from django.http import HttpResponseNotModified
+from django.http import HttpResponse, HttpResponseNotModified
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 
@@ -68,19 +69,17 @@ class ConfigPollFastPath:
 
     def __call__(self, environ, start_response):
         if (environ.get("PATH_INFO") == CONFIG_PATH and environ.get("REQUEST_METHOD") == "GET"
-                and not environ.get("QUERY_STRING") and "HTTP_IF_NONE_MATCH" in environ
-                and settings.CUTOVER_CONFIG_FAST_PATH):
-            headers = self.not_modified_headers(environ)
-            if headers is not None:
-                start_response("304 Not Modified", headers)
-                return []
+                and not environ.get("QUERY_STRING") and settings.CUTOVER_CONFIG_FAST_PATH):
+            response = self.answer(environ)
+            if response is not None:
+                start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
+                return [response.content]
         return self.application(environ, start_response)
 
-    def not_modified_headers(self, environ) -> list[tuple[str, str]] | None:
-        """The 304's headers when this request is a plain poll of the current version, else None."""
-        known_version = version_from_etag(environ["HTTP_IF_NONE_MATCH"])
+    def answer(self, environ) -> HttpResponse | None:
+        """The config endpoint's answer when this request is a plain poll, else None (Django answers)."""
         secret = _bearer_secret(environ.get("HTTP_AUTHORIZATION", ""))
-        if known_version is None or secret is None or environ.get("HTTP_ACCEPT", "") not in _PLAIN_ACCEPTS:
+        if secret is None or environ.get("HTTP_ACCEPT", "") not in _PLAIN_ACCEPTS:
             return None
         hashed = hash_sdk_secret(secret)
         key = self._known_keys.get(hashed) or self._learn_key(hashed, secret)
@@ -97,16 +96,19 @@ class ConfigPollFastPath:
         if window is not None:
             environ[ALREADY_COUNTED] = wait
         if (principal is None or principal.revoked or not principal.has_scope(SDKScope.CONFIG_READ)
-                or principal.environment_id != key.environment_id or document is None
-                or document.version != known_version or wait is not None):
+                or principal.environment_id != key.environment_id or document is None or wait is not None):
             return None
-        response = HttpResponseNotModified(headers={"ETag": document.etag, "Cache-Control": "no-cache"})
+        # As SDKConfigView answers, then DRF, XFrameOptions-, Common- and SecurityMiddleware add their headers.
+        headers = {"ETag": document.etag, "Cache-Control": "no-cache"}
+        if document.version == version_from_etag(environ.get("HTTP_IF_NONE_MATCH")):
+            response = HttpResponseNotModified(headers=headers)
+        else:
+            response = HttpResponse(document.body, content_type="application/json", headers=headers)
         for name, value in _DRF_HEADERS:
             response[name] = value
         response = self._xframe.process_response(request, response)
-        response["Content-Length"] = "0"  # CommonMiddleware's
-        response = self._security.process_response(request, response)
-        return list(response.items())
+        response["Content-Length"] = str(len(response.content))
+        return self._security.process_response(request, response)
 
     def _learn_key(self, hashed: str, secret: str) -> _KnownKey | None:
         """A key's first poll in this process: its environment and prefix (neither ever changes for a key,

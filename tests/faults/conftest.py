@@ -1,4 +1,4 @@
-"""Fault tests: real processes (gunicorn, celery, redis-server, the sidecar) on loopback, with faults injected
+"""Fault tests: real processes (granian, celery, redis-server, the sidecar) on loopback, with faults injected
 into private instances only — never the machine's shared PostgreSQL or Redis."""
 
 import pytest

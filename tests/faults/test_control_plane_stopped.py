@@ -1,4 +1,4 @@
-"""The control plane stopped (its gunicorn process gone, its port closed): the SDK and a sidecar process keep
+"""The control plane stopped (its web server process gone, its port closed): the SDK and a sidecar process keep
 routing on the last good config, a rollback set before the stop stays obeyed, and once the control plane is
 back they pick up changes made meanwhile.
 

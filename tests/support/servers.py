@@ -1,5 +1,5 @@
 """Real server processes for fault tests: a private Redis a test may restart, and the control plane under
-gunicorn, each on a free loopback port, stopped by the test that started it (never a shared instance)."""
+granian, each on a free loopback port, stopped by the test that started it (never a shared instance)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ class PrivateRedis:
 
 
 class ControlPlane:
-    """The control plane under gunicorn (threaded workers, so long-polls do not starve other requests)."""
+    """The control plane under granian, as in production (blocking threads, so long-polls do not starve
+    other requests)."""
 
     def __init__(self, log: Path, *, database_url: str | None = None, redis_url: str | None = None,
                  port: int | None = None, **extra_env: str) -> None:
@@ -90,9 +91,9 @@ class ControlPlane:
 
     def start(self, timeout: float = 20.0) -> Self:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "controlplane.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--worker-class", "gthread", "--workers", "1", "--threads", "16", "--timeout", "120",
-             "--graceful-timeout", "2"],
+            [sys.executable, "-m", "granian", "--interface", "wsgi", "controlplane.wsgi:application",
+             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1", "--blocking-threads", "16",
+             "--no-ws", "--workers-kill-timeout", "2"],
             cwd=ROOT, env=self.env, stdout=self.log.open("a"), stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
