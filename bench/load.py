@@ -491,28 +491,34 @@ def record(r: dict, args: argparse.Namespace, postgres: str) -> None:
         f"- No errors: **{'none' if r['errors'] == 0 else r['errors']}**. No event lost: {r['rows']:,} RequestEvent "
         f"rows and {r['requests']:,} requests in MetricRollup for {r['sent']:,} sent "
         f"(**{'ok' if r['events_ok'] else 'MISMATCH'}**).",
+        f"- Load average (1 min) on the {os.cpu_count()} CPUs when the run started and when it ended: "
+        f"{r['load_average'][0]:.1f} and {r['load_average'][1]:.1f}.",
         *NOTES,
     ]
     write_section(START, END, lines)
 
 
 NOTES = [
-    "- Workers: 2 gthread workers, one per core — a worker runs Python under one GIL, so more processes than "
-    "cores only add context switches; 8 threads each cover the waits on Redis and PostgreSQL (a thread blocked "
-    "on a round trip releases the GIL) without the GIL contention of the image's 32 (those are for 60 s "
-    "long-polls, which this bench does not make).",
-    "- The per-key rate limit (`CUTOVER_SDK_RATE_LIMITS`) stays on the path — its cache increment is measured — "
+    "- Server: granian (WSGI), 2 worker processes (one per core: a process runs Python under one GIL) × 4 "
+    "blocking threads, enough to overlap the Redis round trips; more threads only add GIL contention on short "
+    "polls (measured: 8 threads cost ~10 % more CPU per poll). Production keeps 32 threads per process for "
+    "60 s long-polls (docs/operations.md), which wait without contending.",
+    "- The per-key rate limit (`CUTOVER_SDK_RATE_LIMITS`) stays on the path — its cache count is measured — "
     "set far above what the bench's keys send (a simulated SDK polls hundreds of times more often than a real one).",
-    "- Where a config poll's time goes (cProfile, one process, warm 304, throttle on): Redis round trips "
-    "(key principal, rate-limit counter, document) and Django's per-call construction of a redis-py client "
-    "dominated; Django + DRF dispatch is the rest. CPU per 304 in-process: 850 µs before, 525 µs with the "
-    "redis-py client reused (`controlplane/cache.py`), 445 µs with the counter increment as one atomic round "
-    "trip instead of EXISTS + INCRBY. Same keys, values and behaviour; still no SQL on a warm poll.",
-    "- The machine is shared: load average 5–8 on 2 CPUs from other engineers' jobs during these runs, and the "
-    "clients, PostgreSQL and Redis compete with the server for the same 2 CPUs, so p99 reflects CPU queueing "
-    "as much as the server; figures swing by ±20 % between runs. An offered rate above what the server "
-    "sustains makes every SDK fall further behind for the whole run, hence p50/p99 in seconds from when polls "
-    "were due; the sent→answered column is the latency of the polls themselves.",
+    "- Where a poll's CPU goes, and what changed (2026-11-28): through Django's middleware and DRF a warm poll "
+    "cost 445–580 µs of CPU in-process (three Redis round trips plus dispatch). The config poll's fast path "
+    "(`migrations_app/api/config_poll.py`) answers plain polls — 304, and the 200 after a change — from one "
+    "EVALSHA (principal, document, rate count) with Django's exact headers: ~150–170 µs in-process. The web "
+    "server moved from gunicorn (gthread) to granian: the bare server's CPU per poll, measured here in the same "
+    "session, fell from 260–390 µs (gunicorn) to 60–120 µs (granian). Before both changes this bench served "
+    "~1,000 polls/s back to back and fell behind at 2,000/s offered.",
+    "- The server CPU column is the server processes' user + system time (/proc) over the run divided by the "
+    "polls answered: steadier than throughput on a shared machine, though it rises when the CPUs are contended.",
+    "- The machine is shared: the clients, PostgreSQL and Redis compete with the server for the same 2 CPUs, "
+    "and other engineers' jobs run beside them (load average given below), so p99 reflects CPU queueing as "
+    "much as the server; figures swing between runs. An offered rate above what the server sustains makes "
+    "every SDK fall further behind for the whole run, hence p50/p99 from when polls were due; the "
+    "sent→answered column is the latency of the polls themselves.",
 ]
 
 
@@ -546,10 +552,12 @@ def main() -> int:
         call_command("migrate", verbosity=0)
         cache.clear()  # the bench's own Redis database: nothing cached from an earlier run
         fixtures = make_fixtures(keys=args.keys, sdks=args.sdks)
+        load_before = os.getloadavg()[0]
         results = run_load(fixtures=fixtures, workers=args.workers, threads=args.threads, seconds=args.seconds,
                            rate=args.rate, poll_procs=args.poll_procs, change_every=args.change_every,
                            saturation_seconds=args.saturation_seconds, events=args.events, batch=args.batch,
                            event_procs=args.event_procs, seed=args.seed)
+        results["load_average"] = (load_before, os.getloadavg()[0])
     finally:
         close_django_connections()
         drop_database(args.pg, args.database)
