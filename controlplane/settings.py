@@ -286,6 +286,9 @@ CUTOVER_EVALUATION_MAX_IN_FLIGHT = env.int("CUTOVER_EVALUATION_MAX_IN_FLIGHT", d
 CUTOVER_SHADOW_LEASE_SECONDS = env.float("CUTOVER_SHADOW_LEASE_SECONDS", default=120.0)
 # Provider call timeout (seconds) for shadow and evaluation calls.
 CUTOVER_OFFLINE_CALL_TIMEOUT = env.float("CUTOVER_OFFLINE_CALL_TIMEOUT", default=60.0)
+# Shadow and evaluation calls to OpenAI-format endpoints go over raw keep-alive HTTP on one event loop per
+# worker process (cutover/providers/loop_client.py); off, every call goes through the official SDK.
+CUTOVER_OFFLINE_FAST_PATH = env.bool("CUTOVER_OFFLINE_FAST_PATH", default=True)
 CUTOVER_EVALUATION_SCHEDULE_TICK_SECONDS = env.float("CUTOVER_EVALUATION_SCHEDULE_TICK_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE = {
     "evaluation-schedules": {"task": "migrations_app.tasks.evaluation_schedules_tick",

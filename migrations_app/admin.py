@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_http_methods
 
 from . import dashboard
+from .domain.judging import judge_settings_problems
 from .domain.lifecycle import TERMINAL_STATES, Action, IllegalTransition, State, allowed_actions
 from .domain.notifications import channel_config_problems, destination, mask
 from .forms import (
@@ -52,6 +53,7 @@ from .services.endpoints import endpoint_create, endpoint_update
 from .services.notifications import ChannelConfigInvalid, channel_create, channel_update
 from .services.plans import (
     EDITABLE_FIELDS,
+    QUALITY_FIELDS,
     PlanNotEditable,
     RuleSpec,
     StepSpec,
@@ -315,6 +317,9 @@ class MigrationPlanAdmin(NoDeleteMixin, PlanDashboardMixin, admin.ModelAdmin):
                                       "candidate_prompt_adapter")}),
             ("Schedule", {"fields": ("shadow_sample_rate", "evaluation_duration_seconds",
                                      "shadow_duration_seconds", "final_hold_seconds", "cleanup_after_seconds")}),
+            ("Evaluation and shadow", {"fields": QUALITY_FIELDS,
+                                       "description": "Success criteria, the shadow gate and its comparator "
+                                                      "(docs/evaluation-and-shadow.md)."}),
         ]
         if obj is not None:
             fieldsets.insert(0, ("Status (changed only by the lifecycle buttons)", {"fields": self.status_fields}))
@@ -902,14 +907,17 @@ class EvaluationDatasetAdmin(admin.ModelAdmin):
 class EvaluationRunForm(forms.ModelForm):
     class Meta:
         model = EvaluationRun
-        fields = ("plan", "dataset", "baseline", "candidate", "repetitions", "comparator", "accuracy_threshold")
+        fields = ("plan", "dataset", "baseline", "candidate", "repetitions", "comparator", "judge_endpoint",
+                  "accuracy_threshold")
         widgets = {"comparator": forms.Select(choices=[(n, n) for n in ("normalised", "exact", "token_f1",
-                                                                        "json_equal")])}
-        help_texts = {"baseline": "Leave empty for the plan's.", "candidate": "Leave empty for the plan's."}
+                                                                        "json_equal", "judge")])}
+        help_texts = {"baseline": "Leave empty for the plan's.", "candidate": "Leave empty for the plan's.",
+                      "judge_endpoint": "With the judge comparator; leave empty for the plan's judge.",
+                      "accuracy_threshold": "0.8 by default; at most 0.5 with the judge (at least as good)."}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name in ("baseline", "candidate", "plan"):
+        for name in ("baseline", "candidate", "plan", "accuracy_threshold"):
             if name in self.fields:
                 self.fields[name].required = False
 
@@ -917,6 +925,14 @@ class EvaluationRunForm(forms.ModelForm):
         data = super().clean()
         if not data.get("plan") and not (data.get("baseline") and data.get("candidate")):
             raise ValidationError("Choose a plan, or a baseline and a candidate.")
+        if data.get("comparator") and not self.errors:
+            plan, comparator = data.get("plan"), data["comparator"]
+            judge = data.get("judge_endpoint") or (plan.judge_endpoint if plan and comparator == "judge" else None)
+            threshold = data.get("accuracy_threshold")
+            for name, problem in judge_settings_problems(
+                    comparator=comparator, judge_model=judge.model if judge else None, threshold=threshold,
+                    threshold_field="accuracy_threshold").items():
+                self.add_error(name, problem)
         return data
 
 
@@ -930,7 +946,7 @@ class EvaluationRunAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else ("plan", "dataset", "baseline", "candidate", "repetitions", "comparator",
-                                       "accuracy_threshold", "state", "passed", "cost_total", "error",
+                                       "judge_endpoint", "accuracy_threshold", "state", "passed", "cost_total", "error",
                                        "created_by", "created_at", "started_at", "finished_at")
 
     def get_fields(self, request, obj=None):
@@ -943,7 +959,7 @@ class EvaluationRunAdmin(admin.ModelAdmin):
         run = _evaluation.evaluation_run_create(
             actor=actor_of(request), dataset=data["dataset"], plan=data.get("plan"), baseline=data.get("baseline"),
             candidate=data.get("candidate"), repetitions=data["repetitions"], comparator=data["comparator"],
-            accuracy_threshold=data["accuracy_threshold"])
+            accuracy_threshold=data.get("accuracy_threshold"), judge_endpoint=data.get("judge_endpoint"))
         obj.pk = run.pk
 
     def save_related(self, request, form, formsets, change):

@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from .domain.judging import COMPARATORS, RUBRIC_MAX_LENGTH, judge_settings_problems
 from .domain.lifecycle import State
 from .domain.rules import Comparison, Metric, step_percent_problems, threshold_problem
 from .domain.secrets import api_key_env_problem, secret_param_names, url_has_credentials
@@ -59,6 +60,12 @@ class ModelEndpointForm(forms.ModelForm):
 
 
 class MigrationPlanForm(forms.ModelForm):
+    shadow_comparator = forms.ChoiceField(choices=[(name, name) for name in COMPARATORS], initial="token_f1",
+                                          help_text=MigrationPlan._meta.get_field("shadow_comparator").help_text)
+    judge_rubric = forms.CharField(required=False, max_length=RUBRIC_MAX_LENGTH,
+                                   widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+                                   help_text=MigrationPlan._meta.get_field("judge_rubric").help_text)
+
     class Meta:
         model = MigrationPlan
         fields = ["key", "description", "environment", "baseline", "baseline_prompt_adapter", "candidate",
@@ -72,7 +79,21 @@ class MigrationPlanForm(forms.ModelForm):
             baseline, candidate = cleaned.get("baseline"), cleaned.get("candidate")
             if baseline is not None and baseline == candidate:
                 self.add_error("candidate", "must differ from the baseline")
+        self._clean_judge(cleaned)
         return cleaned
+
+    def _clean_judge(self, cleaned: dict[str, Any]) -> None:
+        """As the API: a judge comparator needs a judge endpoint, a pinned model and a threshold ≤ 0.5."""
+        names = ("shadow_comparator", "judge_endpoint", "shadow_agreement_threshold")
+        if any(name in self.errors for name in names):
+            return  # each already has its own error
+        value = {name: cleaned.get(name) if name in self.fields else getattr(self.instance, name) for name in names}
+        judge = value["judge_endpoint"]
+        problems = judge_settings_problems(
+            comparator=value["shadow_comparator"], judge_model=judge.model if judge else None,
+            threshold=value["shadow_agreement_threshold"], threshold_field="shadow_agreement_threshold")
+        for name, problem in problems.items():
+            self.add_error(name if name in self.fields else None, problem)
 
 
 class RolloutStepForm(forms.ModelForm):

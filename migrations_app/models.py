@@ -132,7 +132,16 @@ class MigrationPlan(models.Model):
                                              help_text="US dollars per request.")
     shadow_comparator = models.CharField(
         max_length=32, default="token_f1",
-        help_text="How a candidate answer is scored against the baseline's (token_f1, normalised, exact, json_equal).",
+        help_text="How a candidate answer is scored against the baseline's (token_f1, normalised, exact, json_equal, "
+                  "or judge: the judge endpoint's model compares the two answers).",
+    )
+    # The LLM judge (shadow_comparator "judge"): a pinned model, asked pairwise with the answers in random order.
+    judge_endpoint = models.ForeignKey(
+        ModelEndpoint, on_delete=models.PROTECT, related_name="+", null=True, blank=True,
+        help_text="The endpoint whose model judges when the comparator is judge; its model must be a pinned version.",
+    )
+    judge_rubric = models.TextField(
+        blank=True, default="", help_text="What the judge weighs; blank for the default rubric.",
     )
     shadow_agreement_threshold = models.FloatField(
         default=0.6, validators=[MinValueValidator(0), MaxValueValidator(1)],
@@ -556,6 +565,10 @@ class EvaluationRun(models.Model):
     candidate_prompt_adapter = models.CharField(max_length=100, blank=True, default="")
     repetitions = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1), MaxValueValidator(20)])
     comparator = models.CharField(max_length=32, default="normalised")
+    # With the judge comparator: the judge and its rubric, as the plan had them when the run was queued.
+    judge_endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.PROTECT, related_name="+", null=True,
+                                       blank=True)
+    judge_rubric = models.TextField(blank=True, default="")
     accuracy_threshold = models.FloatField(default=0.8)
     criteria = models.JSONField(default=dict)
     state = models.CharField(max_length=16, choices=EvaluationRunState.choices, default=EvaluationRunState.QUEUED)
@@ -594,6 +607,7 @@ class EvaluationResult(models.Model):
     format_ok = models.BooleanField(null=True)
     refusal = models.BooleanField(default=False)
     reason = models.TextField(blank=True)
+    judge_cost = models.FloatField(default=0)  # the judge's calls scoring this answer (evaluation spend)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "case", "arm", "repetition"],
@@ -654,6 +668,7 @@ class ShadowComparison(models.Model):
     noise_score = models.FloatField(null=True, blank=True)  # baseline re-ask vs baseline
     noise_disagree = models.BooleanField(null=True)
     scores = models.JSONField(default=dict)  # every comparator's {value, reason}
+    judge_cost = models.FloatField(default=0)  # the judge's calls, when the plan compares with the judge
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

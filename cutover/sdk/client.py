@@ -240,7 +240,7 @@ class CutoverClient:
         answer. Raises the baseline's ProviderError as it is; PlanNotConfigured if there is nothing to call.
         """
         route = self.route(plan, routing_key=routing_key, conversation_id=conversation_id)
-        steps = self._routed_call(route, request, segment, safe_to_repeat)
+        steps = self._routed_call(route, request, segment, safe_to_repeat, task)
         arm = next(steps)
         while True:
             try:
@@ -260,7 +260,7 @@ class CutoverClient:
         """`complete` for asyncio code. OpenAI-format arms are called on the event loop over pooled raw HTTP
         (no thread, no official SDK); other providers through their official SDKs in the client's thread pool."""
         route = self.route(plan, routing_key=routing_key, conversation_id=conversation_id)
-        steps = self._routed_call(route, request, segment, safe_to_repeat)
+        steps = self._routed_call(route, request, segment, safe_to_repeat, task)
         arm = next(steps)
         while True:
             try:
@@ -274,8 +274,8 @@ class CutoverClient:
             except StopIteration as done:
                 return done.value
 
-    def _routed_call(self, route: Route, request: ChatRequest, segment: str | None,
-                     safe_to_repeat: bool) -> Generator[Arm, Completion, RoutedCompletion]:
+    def _routed_call(self, route: Route, request: ChatRequest, segment: str | None, safe_to_repeat: bool,
+                     task: str | None = None) -> Generator[Arm, Completion, RoutedCompletion]:
         """Fallback, result, event and shadow sample of one call, whatever calls the arms: yields the arm to
         call next, is sent its Completion or thrown its error, returns the result. `complete` drives it
         synchronously and `acomplete` on the event loop, so both behave alike by construction."""
@@ -306,7 +306,7 @@ class CutoverClient:
         result = self._result(route, request_id, request, completion, chosen, fell_back=False)
         self._report_success(route, result, segment)
         if chosen is Arm.BASELINE:
-            self._maybe_mirror(route, request, completion, request_id, segment, safe_to_repeat)
+            self._maybe_mirror(route, request, completion, request_id, segment, safe_to_repeat, task)
         return result
 
     def stream(self, plan: str, request: ChatRequest, *, routing_key: str | None = None,
@@ -371,7 +371,7 @@ class CutoverClient:
                                 refusal=False, segment=segment))
 
     def _maybe_mirror(self, route: Route, request: ChatRequest, completion: Completion, request_id: str,
-                      segment: str | None, safe_to_repeat: bool) -> None:
+                      segment: str | None, safe_to_repeat: bool, task: str | None = None) -> None:
         config = route.config
         if self.mirror is None or config is None or config.shadow_sample_rate <= 0:
             return
@@ -380,7 +380,7 @@ class CutoverClient:
                 return
             if (request.tools or completion.tool_calls) and not config.shadow_tool_calls:
                 return  # the candidate might call a side-effecting tool
-            self.mirror.record(shadow_body(route.plan, request, completion, request_id, segment))
+            self.mirror.record(shadow_body(route.plan, request, completion, request_id, segment, task=task))
         except Exception:
             logger.exception("cutover: could not queue a shadow sample")
 
@@ -437,7 +437,7 @@ class _RoutedStreamBase:
             client._report_success(route, self._result, self.segment)
             if route.decision.arm is Arm.BASELINE:
                 client._maybe_mirror(route, self.request, completion, self.request_id, self.segment,
-                                     self.safe_to_repeat)
+                                     self.safe_to_repeat, self.task)
 
 
 class RoutedStream(_RoutedStreamBase):
@@ -527,8 +527,9 @@ def make_event(*, id: str, plan: str, arm: Arm, latency_ms: float, ttft_ms: floa
 
 
 def shadow_body(plan: str, request: ChatRequest, completion: Completion, request_id: str,
-                segment: str | None) -> dict[str, Any]:
-    """The POST /api/v1/sdk/shadow body: the request as the application made it and the baseline's answer."""
+                segment: str | None, *, task: str | None = None) -> dict[str, Any]:
+    """The POST /api/v1/sdk/shadow body: the request as the application made it (with its `task`, so the
+    candidate's prompt adapter rewrites it in the shadow call as it would live) and the baseline's answer."""
     messages = ([{"role": "system", "content": request.system}] if request.system else []) + [
         {"role": m.role, "content": m.content} for m in request.messages]
     params: dict[str, Any] = {}
@@ -542,6 +543,8 @@ def shadow_body(plan: str, request: ChatRequest, completion: Completion, request
         params["response_format"] = request.response_format
     if request.tools:
         params["tools"] = [dataclasses.asdict(tool) | {"parameters": dict(tool.parameters)} for tool in request.tools]
+    if task is not None:
+        params["task"] = task
     return {"plan": plan, "request": {"messages": messages, "params": params},
             "baseline": {"text": completion.text, "latency_ms": round(completion.latency_ms, 3),
                          "input_tokens": completion.input_tokens, "output_tokens": completion.output_tokens,

@@ -30,9 +30,10 @@ ErrorKindName = Literal[
 ERROR_KINDS: tuple[str, ...] = (
     "rate_limited", "server_error", "timeout", "bad_request", "auth", "context_length_exceeded", "content_filter",
 )
-AnswerKind = Literal["echo", "template", "deterministic", "json", "refusal", "mirror", "tool_call"]
+AnswerKind = Literal["echo", "template", "deterministic", "json", "refusal", "mirror", "tool_call", "judge"]
 Wrap = Literal["none", "json_fence", "answer_tag"]
 Alteration = Literal["replace", "truncate", "append", "break_format"]
+JudgeFallback = Literal["tie", "A", "B"]
 
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
 
@@ -96,7 +97,11 @@ class AnswerSpec:
     kind: echo (the last user turn), template (placeholders {last_user} {system} {model} {turns}),
     deterministic (words chosen by a hash of seed, model and prompt), json (`json` serialised, or
     {"answer": <deterministic>}), refusal, tool_call (calls the request's first tool with `json` as
-    arguments), mirror (the answer `mirror_model` would give, altered on `alter_fraction` of prompts).
+    arguments), mirror (the answer `mirror_model` would give, altered on `alter_fraction` of prompts), judge
+    (an LLM judge's JSON verdict on the two responses of a pairwise prompt, as cutover.comparators.judge
+    writes it: the response containing `judge_prefers` wins; when neither or both do, `judge_otherwise` —
+    "tie", or "A"/"B" for a judge biased towards a position; a prompt without two responses gets prose
+    and no verdict).
     `refusal_rate` refuses that fraction of prompts; `wrap` puts the text in a ```json fence or <answer> tags.
     `vary_fraction` answers that fraction of *calls* (drawn per call, not per prompt) with another sample —
     one of `variants` alternative deterministic answers — as a model sampling at temperature > 0 does; a
@@ -115,6 +120,8 @@ class AnswerSpec:
     alter_text: str = "This answer was altered by the simulator."
     vary_fraction: float = 0.0
     variants: int = 1000
+    judge_prefers: str = ""
+    judge_otherwise: JudgeFallback = "tie"
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +308,8 @@ def _answer_text(
         text = json.dumps(value)
     elif spec.kind == "refusal":
         text = REFUSAL_TEXT
+    elif spec.kind == "judge":
+        text = _judge_verdict(spec, request.last_user)
     else:
         text = _deterministic(seed, request, spec.words)
     return _wrap(text, spec.wrap), None
@@ -311,6 +320,30 @@ def _deterministic(seed: str, request: SimRequest, words: int) -> str:
     rng = random.Random(digest)
     chosen = [rng.choice(_VOCABULARY) for _ in range(max(words, 1))]
     return " ".join(chosen).capitalize() + "."
+
+
+def _between(text: str, start: str, end: str) -> str | None:
+    _, found, rest = text.partition(start)
+    body, closed, _ = rest.partition(end)
+    return body.strip() if found and closed else None
+
+
+def _judge_verdict(spec: AnswerSpec, prompt: str) -> str:
+    """A pairwise judge's answer to the prompt cutover.comparators.judge writes ([Response A] … [End of
+    response A], then B): the response containing `judge_prefers` (any case) wins, else `judge_otherwise`."""
+    first = _between(prompt, "[Response A]", "[End of response A]")
+    second = _between(prompt, "[Response B]", "[End of response B]")
+    if first is None or second is None:
+        return "I see no two responses to compare."
+    wanted = spec.judge_prefers.lower()
+    in_first, in_second = bool(wanted) and wanted in first.lower(), bool(wanted) and wanted in second.lower()
+    if in_first != in_second:
+        winner = "A" if in_first else "B"
+        reason = f"Response {winner} contains {spec.judge_prefers!r}; the other does not."
+    else:
+        winner = spec.judge_otherwise
+        reason = "Both responses are equally good." if winner == "tie" else f"Response {winner} reads better."
+    return json.dumps({"winner": winner, "reason": reason})
 
 
 def _wrap(text: str, wrap: Wrap) -> str:

@@ -6,8 +6,7 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from cutover.comparators import REGISTRY as COMPARATORS
-
+from ..domain.judging import COMPARATORS, RUBRIC_MAX_LENGTH, judge_settings_problems
 from ..domain.lifecycle import allowed_actions
 from ..domain.rules import Comparison, Metric, RuleAction, Severity, step_percent_problems, threshold_problem
 from ..domain.secrets import ENV_VAR_NAME, api_key_env_problem, secret_param_names, url_has_credentials
@@ -190,11 +189,16 @@ class PlanInputSerializer(serializers.Serializer):
     min_accuracy = StrictFloatField(min_value=0, max_value=1, required=False)
     max_p95_ms = StrictFloatField(min_value=0, required=False)
     max_cost_per_request = StrictFloatField(min_value=0, required=False)
-    shadow_comparator = serializers.ChoiceField(choices=sorted(COMPARATORS), required=False)
+    shadow_comparator = serializers.ChoiceField(choices=COMPARATORS, required=False)
     shadow_agreement_threshold = StrictFloatField(min_value=0, max_value=1, required=False)
     shadow_max_disagreement = StrictFloatField(min_value=0, max_value=1, required=False)
     shadow_min_comparisons = BoundedIntegerField(min_value=1, required=False)
     noise_floor_fraction = StrictFloatField(min_value=0, max_value=1, required=False)
+    judge_endpoint = StrictSlugRelatedField(
+        slug_field="name", queryset=ModelEndpoint.objects.all(), required=False, allow_null=True,
+        help_text="The endpoint whose (pinned) model judges when shadow_comparator is judge")
+    judge_rubric = StrictCharField(required=False, allow_blank=True, max_length=RUBRIC_MAX_LENGTH,
+                                   help_text="What the judge weighs; blank for the default rubric")
 
     def validate_key(self, value: str) -> str:
         taken = MigrationPlan.objects.filter(key=value)
@@ -237,7 +241,24 @@ class PlanInputSerializer(serializers.Serializer):
         environment = attrs.get("environment")
         if self.instance is not None and environment and environment != self.instance.environment:
             raise serializers.ValidationError({"environment": "a plan cannot move to another environment"})
+        judge_problems(attrs, self.instance)
         return attrs
+
+
+def judge_problems(attrs: dict, plan: MigrationPlan | None) -> None:
+    """The judge settings as they will be (the values sent, else the plan's, else the defaults) go together:
+    a judge comparator needs a judge endpoint, a pinned model and a threshold of at most 0.5."""
+    def value(name: str):
+        if name in attrs:
+            return attrs[name]
+        return getattr(plan, name) if plan is not None else MigrationPlan._meta.get_field(name).get_default()
+
+    judge = value("judge_endpoint")
+    problems = judge_settings_problems(
+        comparator=value("shadow_comparator"), judge_model=judge.model if judge else None,
+        threshold=value("shadow_agreement_threshold"), threshold_field="shadow_agreement_threshold")
+    if problems:
+        raise serializers.ValidationError(problems)
 
 
 class StepOutputSerializer(serializers.Serializer):
@@ -260,6 +281,7 @@ class PlanSerializer(StrictModelSerializer):
     candidate = StrictCharField(source="candidate.name")
     steps = StepOutputSerializer(many=True)
     rules = RuleOutputSerializer(many=True)
+    judge_endpoint = StrictCharField(source="judge_endpoint.name", allow_null=True)
     allowed_actions = serializers.SerializerMethodField()
 
     class Meta:
@@ -345,6 +367,7 @@ class ShadowComparisonSerializer(serializers.Serializer):
     noise_score = StrictFloatField(allow_null=True)
     noise_disagree = serializers.BooleanField(allow_null=True)
     scores = serializers.JSONField()
+    judge_cost = StrictFloatField(help_text="what the judge's calls cost (shadow spend), when it compared")
 
 
 class PlanQualitySettingsSerializer(serializers.Serializer):
@@ -352,13 +375,19 @@ class PlanQualitySettingsSerializer(serializers.Serializer):
     min_accuracy = StrictFloatField(required=False, min_value=0, max_value=1)
     max_p95_ms = StrictFloatField(required=False, min_value=0)
     max_cost_per_request = StrictFloatField(required=False, min_value=0)
-    shadow_comparator = serializers.ChoiceField(required=False, choices=["token_f1", "normalised", "exact",
-                                                                         "json_equal", "length_ratio"])
+    shadow_comparator = serializers.ChoiceField(required=False, choices=COMPARATORS)
     shadow_agreement_threshold = StrictFloatField(required=False, min_value=0, max_value=1)
     shadow_max_disagreement = StrictFloatField(required=False, min_value=0, max_value=1)
     shadow_min_comparisons = BoundedIntegerField(required=False, min_value=0)
     noise_floor_fraction = StrictFloatField(required=False, min_value=0, max_value=1)
+    judge_endpoint = StrictSlugRelatedField(slug_field="name", queryset=ModelEndpoint.objects.all(), required=False,
+                                            allow_null=True)
+    judge_rubric = StrictCharField(required=False, allow_blank=True, max_length=RUBRIC_MAX_LENGTH)
     reason = StrictCharField(required=False, allow_blank=True, default="")
+
+    def validate(self, attrs: dict) -> dict:
+        judge_problems(attrs, self.context.get("plan"))
+        return attrs
 
 
 class EvaluationDatasetSerializer(serializers.Serializer):
@@ -390,9 +419,12 @@ class EvaluationRunInputSerializer(serializers.Serializer):
     baseline = StrictSlugField(required=False, help_text="an endpoint's name; default: the plan's")
     candidate = StrictSlugField(required=False, help_text="an endpoint's name; default: the plan's")
     repetitions = BoundedIntegerField(min_value=1, max_value=20, default=3)
-    comparator = serializers.ChoiceField(choices=["normalised", "exact", "token_f1", "json_equal"],
+    comparator = serializers.ChoiceField(choices=["normalised", "exact", "token_f1", "json_equal", "judge"],
                                          default="normalised")
-    accuracy_threshold = StrictFloatField(min_value=0, max_value=1, default=0.8)
+    accuracy_threshold = StrictFloatField(min_value=0, max_value=1, required=False,
+                                          help_text="default 0.8; 0.5 with the judge (at least as good)")
+    judge_endpoint = StrictSlugField(required=False, help_text="with the judge comparator, an endpoint's name; "
+                                                               "default: the plan's judge endpoint")
 
 
 class EvaluationRunSerializer(serializers.Serializer):
@@ -403,6 +435,8 @@ class EvaluationRunSerializer(serializers.Serializer):
     candidate = StrictCharField(source="candidate.name")
     repetitions = serializers.IntegerField()
     comparator = StrictCharField()
+    judge_endpoint = StrictCharField(source="judge_endpoint.name", allow_null=True, default=None)
+    accuracy_threshold = StrictFloatField()
     state = StrictCharField()
     passed = serializers.BooleanField(allow_null=True)
     cost_total = StrictFloatField()

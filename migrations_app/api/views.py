@@ -92,7 +92,8 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     action_permissions = {lifecycle_action.value: OPERATE_PERMISSION for lifecycle_action in Action}
 
     def get_queryset(self):
-        return MigrationPlan.objects.select_related("environment", "baseline", "candidate").prefetch_related(
+        return MigrationPlan.objects.select_related("environment", "baseline", "candidate",
+                                                    "judge_endpoint").prefetch_related(
             Prefetch("steps", queryset=RolloutStep.objects.order_by("order")),
             Prefetch("rules", queryset=HealthRule.objects.order_by("id")),
         )
@@ -338,13 +339,13 @@ class PlanQualitySettingsView(APIView):
                    summary="Set the plan's success criteria and shadow thresholds")
     def post(self, request, key: str):
         plan = get_object_or_404(MigrationPlan, key=key)
-        payload = s.PlanQualitySettingsSerializer(data=request.data)
+        payload = s.PlanQualitySettingsSerializer(data=request.data, context={"plan": plan})
         payload.is_valid(raise_exception=True)
         fields = dict(payload.validated_data)
         reason = fields.pop("reason", "")
         plan = evaluation_services.plan_quality_settings_update(actor=actor_of(request), plan=plan, reason=reason,
                                                                 **fields)
-        return Response({name: getattr(plan, name) for name in evaluation_services.PLAN_QUALITY_FIELDS})
+        return Response(evaluation_services.plan_quality_settings(plan))
 
 
 class EvaluationDatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -381,7 +382,7 @@ class EvaluationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     permission_model = EvaluationRun
 
     def get_queryset(self):
-        runs = EvaluationRun.objects.select_related("plan", "dataset", "baseline", "candidate")
+        runs = EvaluationRun.objects.select_related("plan", "dataset", "baseline", "candidate", "judge_endpoint")
         if plan_key := self.request.query_params.get("plan"):
             runs = runs.filter(plan__key=plan_key)
         return runs
@@ -407,8 +408,16 @@ class EvaluationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
                     errors[arm] = ["no such endpoint"]
             elif plan is None and "plan" not in errors:
                 errors[arm] = ["required without a plan"]
+        if "judge_endpoint" in data:
+            data["judge_endpoint"] = ModelEndpoint.objects.filter(name=data["judge_endpoint"]).first()
+            if data["judge_endpoint"] is None:
+                errors["judge_endpoint"] = ["no such endpoint"]
         if errors:
             raise ValidationError(errors)
-        run = evaluation_services.evaluation_run_create(actor=actor_of(request), dataset=dataset, plan=plan, **data)
+        try:
+            run = evaluation_services.evaluation_run_create(actor=actor_of(request), dataset=dataset, plan=plan,
+                                                            **data)
+        except evaluation_services.SettingsInvalid as invalid:
+            raise ValidationError({name: [problem] for name, problem in invalid.errors.items()}) from invalid
         return Response(s.EvaluationRunSerializer(self.get_queryset().get(pk=run.pk)).data,
                         status=status.HTTP_201_CREATED)

@@ -8,6 +8,7 @@ is stored on EvaluationResult rows, never in live-traffic rollups.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -23,10 +24,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from cutover.comparators import get_comparator, json_schema_valid
+from cutover.comparators import Score, get_comparator, json_schema_valid
 from cutover.providers.normalize import looks_like_refusal, normalize_output
 
 from ..domain.comparisons import Attempt, Criteria, evaluation_report, recommend, regression
+from ..domain.judging import JUDGE, JUDGE_MAX_THRESHOLD, judge_settings_problems
 from ..domain.rules import Severity
 from ..domain.text import NUL_MESSAGE
 from ..models import (
@@ -43,17 +45,27 @@ from ..models import (
     ModelEndpoint,
 )
 from .audit import audit_record
+from .judge import Judge, judge_request_text, judged
 from .plans import QUALITY_FIELDS, plan_update
 from .rate_limit import RateLimited
 from .shadow import chat_request, offline_call, parse_messages, parse_params
 
 REGRESSION_ALERT = "EVALUATION_REGRESSION"
+DEFAULT_ACCURACY_THRESHOLD = 0.8  # with the judge: JUDGE_MAX_THRESHOLD (at least as good as the reference)
 
 
 class DatasetInvalid(Exception):
     def __init__(self, errors: dict[str, Any]) -> None:
         self.errors = errors
         super().__init__(json.dumps(errors)[:500])
+
+
+class SettingsInvalid(ValueError):
+    """Evaluation or shadow settings that do not go together (a run's, a plan's); `errors` names each field."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{name}: {problem}" for name, problem in errors.items()))
 
 
 # --- datasets ---------------------------------------------------------------------------------------------
@@ -184,18 +196,34 @@ def plan_criteria(plan: MigrationPlan | None) -> Criteria:
 
 def evaluation_run_create(*, actor: str, dataset: EvaluationDataset, plan: MigrationPlan | None = None,
                           baseline: ModelEndpoint | None = None, candidate: ModelEndpoint | None = None,
-                          repetitions: int = 3, comparator: str = "normalised", accuracy_threshold: float = 0.8,
+                          repetitions: int = 3, comparator: str = "normalised", accuracy_threshold: float | None = None,
+                          judge_endpoint: ModelEndpoint | None = None,
                           schedule: EvaluationSchedule | None = None) -> EvaluationRun:
-    """Queue a run of baseline and candidate (the plan's, unless given) over the dataset; it starts on commit."""
+    """Queue a run of baseline and candidate (the plan's, unless given) over the dataset; it starts on commit.
+
+    With the judge comparator the judge is `judge_endpoint` or the plan's, with the plan's rubric, and the
+    accuracy threshold defaults to 0.5 (judged at least as good as the reference); SettingsInvalid names the
+    field when no judge is configured, its model is a moving alias, or the threshold counts ties as misses."""
     from .. import tasks
 
-    get_comparator(comparator)  # refuse an unknown name now, not in the worker
+    if comparator != JUDGE:
+        get_comparator(comparator)  # refuse an unknown name now, not in the worker
     if plan is None and (baseline is None or candidate is None):
         raise ValueError("a run without a plan needs a baseline and a candidate")
+    judge = judge_endpoint or (plan.judge_endpoint if plan is not None and comparator == JUDGE else None)
+    if accuracy_threshold is None:
+        accuracy_threshold = JUDGE_MAX_THRESHOLD if comparator == JUDGE else DEFAULT_ACCURACY_THRESHOLD
+    problems = judge_settings_problems(comparator=comparator, judge_model=judge.model if judge else None,
+                                       threshold=accuracy_threshold, threshold_field="accuracy_threshold")
+    if problems:
+        raise SettingsInvalid(problems)
+    if comparator != JUDGE:
+        judge = None
     with transaction.atomic():
         run = EvaluationRun.objects.create(
             plan=plan, schedule=schedule, dataset=dataset, baseline=baseline or plan.baseline,
             candidate=candidate or plan.candidate, repetitions=repetitions, comparator=comparator,
+            judge_endpoint=judge, judge_rubric=plan.judge_rubric if plan is not None and judge else "",
             accuracy_threshold=accuracy_threshold, criteria=asdict(plan_criteria(plan)), created_by=actor,
             baseline_prompt_adapter=plan.baseline_prompt_adapter if plan and baseline is None else "",
             candidate_prompt_adapter=plan.candidate_prompt_adapter if plan and candidate is None else "",
@@ -237,8 +265,8 @@ def _execute_one(run: EvaluationRun, work: _Work, semaphores: dict[str, threadin
     result.refusal = looks_like_refusal(c.text)
     reasons = []
     if case.expected is not None:
-        score = get_comparator(run.comparator)(c.text, case.expected)
-        result.accuracy = 1.0 if score.value >= run.accuracy_threshold else 0.0
+        score, result.judge_cost = _compare(run, c.text, case.expected, case, semaphores)
+        result.accuracy = _passed(run, score)
         reasons.append(f"accuracy: {score.reason}")
     if case.json_schema:
         schema_score = json_schema_valid(c.text, case.json_schema)
@@ -248,6 +276,25 @@ def _execute_one(run: EvaluationRun, work: _Work, semaphores: dict[str, threadin
         result.format_ok = normalize_output(c.text, "json").format_ok
     result.reason = "; ".join(reasons)[:2000]
     return result
+
+
+def _compare(run: EvaluationRun, text: str, reference: str, case: EvaluationCase,
+             semaphores: dict[str, threading.Semaphore]) -> tuple[Score, float]:
+    """The run's comparator's Score of `text` against `reference`, and what the judge spent on it. The judge is
+    called like the arms: a token from its provider's bucket, at most the in-flight bound per provider."""
+    if run.comparator != JUDGE:
+        return get_comparator(run.comparator)(text, reference), 0.0
+    judge = Judge(run.judge_endpoint, run.judge_rubric, max_wait=settings.CUTOVER_OFFLINE_MAX_WAIT_SECONDS * 6)
+    with semaphores[judge.spec.provider.value] if judge.spec else contextlib.nullcontext():
+        score = judge(text, reference, request_text=judge_request_text(case.messages, case.params))
+    return score, judge.cost_usd
+
+
+def _passed(run: EvaluationRun, score: Score) -> float | None:
+    """1 when the score reaches the run's threshold, else 0; None when the judge gave no verdict (left out)."""
+    if not judged(score):
+        return None
+    return 1.0 if score.value >= run.accuracy_threshold else 0.0
 
 
 def _claim_run(run_id: int) -> EvaluationRun | None:
@@ -268,14 +315,16 @@ def evaluation_run_execute(*, run_id: int) -> EvaluationRun | None:
     run = _claim_run(run_id)
     if run is None:
         return None
-    run = EvaluationRun.objects.select_related("baseline", "candidate", "plan", "dataset", "schedule").get(pk=run_id)
+    run = EvaluationRun.objects.select_related("baseline", "candidate", "plan", "dataset", "schedule",
+                                               "judge_endpoint").get(pk=run_id)
     cases = list(run.dataset.cases.order_by("order"))
     done = set(run.results.values_list("case_id", "arm", "repetition"))
     work = [_Work(case, arm, rep) for rep in range(run.repetitions) for case in cases
             for arm in (Arm.BASELINE, Arm.CANDIDATE) if (case.pk, arm, rep) not in done]
     in_flight = settings.CUTOVER_EVALUATION_MAX_IN_FLIGHT
     semaphores: dict[str, threading.Semaphore] = defaultdict(lambda: threading.Semaphore(in_flight))
-    for spec in (run.baseline.spec(), run.candidate.spec()):
+    judge = [run.judge_endpoint.spec()] if run.judge_endpoint else []
+    for spec in (run.baseline.spec(), run.candidate.spec(), *judge):
         semaphores[spec.provider.value]  # noqa: B018 - created here, not racily in the threads
     try:
         pending_rows: list[EvaluationResult] = []
@@ -287,7 +336,7 @@ def evaluation_run_execute(*, run_id: int) -> EvaluationRun | None:
                 if len(pending_rows) >= 200 or not futures:
                     EvaluationResult.objects.bulk_create(pending_rows, ignore_conflicts=True)
                     pending_rows = []
-        return evaluation_run_finish(run=run)
+        return evaluation_run_finish(run=run, semaphores=semaphores)
     except Exception as error:
         EvaluationRun.objects.filter(pk=run.pk).update(state=EvaluationRunState.FAILED, error=repr(error)[:2000],
                                                        finished_at=timezone.now())
@@ -300,18 +349,26 @@ def _attempts(results: list[EvaluationResult], segments: dict[int, str]) -> list
                     agreement=r.agreement) for r in results]
 
 
-def evaluation_run_finish(*, run: EvaluationRun) -> EvaluationRun:
+def evaluation_run_finish(*, run: EvaluationRun,
+                          semaphores: dict[str, threading.Semaphore] | None = None) -> EvaluationRun:
     """Score agreement (candidate vs the baseline's answer in the same repetition), build the report and the
-    recommendation, and for a scheduled run compare with the schedule's previous run."""
-    comparator = get_comparator(run.comparator)
+    recommendation, and for a scheduled run compare with the schedule's previous run.
+
+    With the judge, agreement is 1 when the candidate's answer is judged at least as good as the baseline's
+    (score ≥ accuracy_threshold), else 0; answers judged already (a resumed run) are not judged again."""
     results = list(run.results.all())
     baseline_text = {(r.case_id, r.repetition): r.text for r in results if r.arm == Arm.BASELINE and r.ok}
-    changed = []
-    for r in results:
-        if r.arm == Arm.CANDIDATE and r.ok and (r.case_id, r.repetition) in baseline_text:
-            r.agreement = comparator(r.text, baseline_text[r.case_id, r.repetition]).value
-            changed.append(r)
-    EvaluationResult.objects.bulk_update(changed, ["agreement"], batch_size=500)
+    pairs = [(r, baseline_text[r.case_id, r.repetition]) for r in results
+             if r.arm == Arm.CANDIDATE and r.ok and (r.case_id, r.repetition) in baseline_text]
+    if run.comparator == JUDGE:
+        changed = _judge_agreement(run, [(r, reference) for r, reference in pairs if r.agreement is None],
+                                   semaphores)
+        EvaluationResult.objects.bulk_update(changed, ["agreement", "judge_cost", "reason"], batch_size=500)
+    else:
+        comparator = get_comparator(run.comparator)
+        for r, reference in pairs:
+            r.agreement = comparator(r.text, reference).value
+        EvaluationResult.objects.bulk_update([r for r, _ in pairs], ["agreement"], batch_size=500)
     segments = dict(run.dataset.cases.values_list("pk", "segment"))
     report = evaluation_report(_attempts([r for r in results if r.arm == Arm.BASELINE], segments),
                                _attempts([r for r in results if r.arm == Arm.CANDIDATE], segments))
@@ -319,11 +376,19 @@ def evaluation_run_finish(*, run: EvaluationRun) -> EvaluationRun:
     report["recommendation"] = recommend(report["arms"]["candidate"], criteria)
     report["criteria"] = asdict(criteria)
     report["cases"], report["repetitions"] = len(segments), run.repetitions
+    judge_cost = sum(r.judge_cost for r in results)
+    if run.comparator == JUDGE:  # answers the judge gave no verdict on are left out of accuracy and agreement
+        expected = set(run.dataset.cases.filter(expected__isnull=False).values_list("pk", flat=True))
+        report["judge"] = {
+            "model": run.judge_endpoint.model if run.judge_endpoint else None, "cost_total": judge_cost,
+            "no_verdict": sum(r.ok and r.case_id in expected and r.accuracy is None for r in results)
+            + sum(r.agreement is None for r, _ in pairs)}
     with transaction.atomic():
         run = EvaluationRun.objects.select_for_update().get(pk=run.pk)
         run.report = report
         run.passed = report["recommendation"]["passed"]
-        run.cost_total = report["arms"]["baseline"]["cost_total"] + report["arms"]["candidate"]["cost_total"]
+        run.cost_total = (report["arms"]["baseline"]["cost_total"] + report["arms"]["candidate"]["cost_total"]
+                          + judge_cost)
         run.state, run.finished_at = EvaluationRunState.COMPLETED, timezone.now()
         run.save(update_fields=["report", "passed", "cost_total", "state", "finished_at"])
         audit_record(actor="system:evaluation", action="evaluation.completed", plan=run.plan, after={
@@ -331,6 +396,30 @@ def evaluation_run_finish(*, run: EvaluationRun) -> EvaluationRun:
         if run.schedule_id:
             _check_regression(run)
     return run
+
+
+def _judge_agreement(run: EvaluationRun, pairs: list[tuple[EvaluationResult, str]],
+                     semaphores: dict[str, threading.Semaphore] | None) -> list[EvaluationResult]:
+    """Judge each candidate answer against the baseline's, in parallel within the per-provider bound."""
+    if not pairs:
+        return []
+    run.judge_endpoint  # noqa: B018 - loaded here, not in the threads
+    in_flight = settings.CUTOVER_EVALUATION_MAX_IN_FLIGHT
+    semaphores = semaphores or defaultdict(lambda: threading.Semaphore(in_flight))
+    if run.judge_endpoint is not None:
+        semaphores[run.judge_endpoint.provider]  # noqa: B018
+    cases = {case.pk: case for case in run.dataset.cases.filter(pk__in={r.case_id for r, _ in pairs})}
+
+    def judge_one(pair: tuple[EvaluationResult, str]) -> EvaluationResult:
+        result, reference = pair
+        score, cost = _compare(run, result.text, reference, cases[result.case_id], semaphores)
+        result.judge_cost += cost
+        result.agreement = _passed(run, score)
+        result.reason = "; ".join(filter(None, [result.reason, f"agreement: {score.reason}"]))[:2000]
+        return result
+
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        return list(pool.map(judge_one, pairs))
 
 
 def _check_regression(run: EvaluationRun) -> None:
@@ -394,6 +483,21 @@ def plan_quality_settings_update(*, actor: str, plan: MigrationPlan, reason: str
     unknown = set(fields) - set(QUALITY_FIELDS)
     if unknown:
         raise TypeError(f"unknown quality settings: {sorted(unknown)}")
-    if "shadow_comparator" in fields:
+    if fields.get("shadow_comparator", JUDGE) != JUDGE:
         get_comparator(fields["shadow_comparator"])
+    merged = {name: fields.get(name, getattr(plan, name)) for name in (
+        "shadow_comparator", "judge_endpoint", "shadow_agreement_threshold")}
+    problems = judge_settings_problems(
+        comparator=merged["shadow_comparator"], threshold=merged["shadow_agreement_threshold"],
+        judge_model=merged["judge_endpoint"].model if merged["judge_endpoint"] else None,
+        threshold_field="shadow_agreement_threshold")
+    if problems:
+        raise SettingsInvalid(problems)
     return plan_update(actor=actor, plan=plan, reason=reason, **fields)
+
+
+def plan_quality_settings(plan: MigrationPlan) -> dict[str, Any]:
+    """The plan's evaluation and shadow settings as the API shows them (the judge endpoint by name)."""
+    values = {name: getattr(plan, name) for name in QUALITY_FIELDS}
+    values["judge_endpoint"] = plan.judge_endpoint.name if plan.judge_endpoint else None
+    return values

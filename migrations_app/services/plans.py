@@ -25,7 +25,7 @@ _POSITION_FIELDS = ("state", "candidate_percent", "rollback", "current_step_inde
 # The plan's evaluation and shadow settings: success criteria and the shadow gate.
 QUALITY_FIELDS = ("requires_evaluation_pass", "min_accuracy", "max_p95_ms", "max_cost_per_request",
                   "shadow_comparator", "shadow_agreement_threshold", "shadow_max_disagreement",
-                  "shadow_min_comparisons", "noise_floor_fraction")
+                  "shadow_min_comparisons", "noise_floor_fraction", "judge_endpoint", "judge_rubric")
 # Plan fields an edit may change after creation.
 EDITABLE_FIELDS = (
     "description", "baseline_prompt_adapter", "candidate_prompt_adapter", "shadow_sample_rate",
@@ -215,6 +215,7 @@ def plan_summary(plan: MigrationPlan) -> dict[str, Any]:
     """What the audit trail records of a plan's settings (never a secret: endpoints by name)."""
     return {
         **_snapshot(plan, _POSITION_FIELDS + EDITABLE_FIELDS),
+        "judge_endpoint": plan.judge_endpoint.name if plan.judge_endpoint else None,
         "environment": plan.environment.name,
         "baseline": plan.baseline.name,
         "candidate": plan.candidate.name,

@@ -19,22 +19,27 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from cutover.comparators import get_comparator, json_equal, length_ratio, normalised_match, refusal_match, token_f1
 from cutover.providers import ChatRequest, Completion, EndpointSpec, Message, ProviderError, RetryPolicy, complete
 from cutover.providers.errors import RETRYABLE_KINDS
+from cutover.providers.loop_client import loop_complete
 from cutover.providers.pricing import cost_usd
 from cutover.providers.prompt_adapters import UnknownPromptAdapter, apply_prompt_adapter
 
 from ..domain.events import BatchInvalid
+from ..domain.judging import JUDGE
 from ..models import MigrationPlan, ShadowComparison, ShadowSample
+from . import shadow_store
+from .judge import Judge, judge_request_text
 from .rate_limit import RateLimited, rate_limit_acquire
 
 ROLES = ("system", "user", "assistant")
 PARAMS = ("system", "max_tokens", "temperature", "stop", "response_format", "task")  # task: for prompt adapters
+TASK_MAX_LENGTH = 100
 LEASE_SECONDS = 120  # the default of settings.CUTOVER_SHADOW_LEASE_SECONDS
 MAX_ATTEMPTS = 4
 # One retry inside a call; a task that still fails is retried by Celery later, with backoff.
@@ -88,6 +93,8 @@ def parse_params(value: Any) -> tuple[dict[str, Any], list[str]]:
     for name in ("system", "task"):
         if name in params and not isinstance(params[name], str):
             problems.append(f"{name} must be a string")
+    if isinstance(params.get("task"), str) and len(params["task"]) > TASK_MAX_LENGTH:
+        problems.append(f"task must be at most {TASK_MAX_LENGTH} characters")
     return params, problems
 
 
@@ -120,8 +127,10 @@ def offline_call(spec: EndpointSpec, request: ChatRequest, *, adapter: str = "",
     provider's bucket first (RateLimited if none comes in time), provider errors returned, not raised."""
     adapted = apply_prompt_adapter(adapter or None, request, task=task)
     rate_limit_acquire(provider=spec.provider.value, max_wait=max_wait)
+    # OpenAI-format endpoints: raw HTTP on the process's event loop (loop_client.py), the SDKs otherwise.
+    call = loop_complete if settings.CUTOVER_OFFLINE_FAST_PATH else complete
     try:
-        return CallOutcome(complete(spec, adapted, retry_policy=OFFLINE_RETRY_POLICY))
+        return CallOutcome(call(spec, adapted, retry_policy=OFFLINE_RETRY_POLICY))
     except ProviderError as error:
         return CallOutcome(None, error)
 
@@ -230,8 +239,10 @@ def shadow_sample_ingest(*, environment_id: int, payload: Any) -> ShadowIngestRe
 # --- the comparison (the Celery task's body) ----------------------------------------------------------
 
 
-def score_pair(candidate: str, reference: str, *, comparator: str, response_format: str = "text") -> dict[str, Any]:
-    """Every cheap comparator's Score of candidate against reference; `comparator` is the one that decides."""
+def score_pair(candidate: str, reference: str, *, comparator: str, response_format: str = "text",
+               judge: Judge | None = None, request_text: str = "") -> dict[str, Any]:
+    """Every cheap comparator's Score of candidate against reference; `comparator` is the one that decides
+    (`judge`, asked about `request_text`, when it is the LLM judge)."""
     scores = {
         "normalised": normalised_match(candidate, reference),
         "token_f1": token_f1(candidate, reference),
@@ -240,17 +251,19 @@ def score_pair(candidate: str, reference: str, *, comparator: str, response_form
     }
     if response_format == "json" or comparator == "json_equal":
         scores["json_equal"] = json_equal(candidate, reference)
-    if comparator not in scores:
+    if comparator == JUDGE:
+        scores[JUDGE] = (judge or Judge(None))(candidate, reference, request_text=request_text)
+    elif comparator not in scores:
         scores[comparator] = get_comparator(comparator)(candidate, reference)
     return {name: score.as_dict() for name, score in scores.items()}
 
 
-def _claim(sample_id: int) -> bool:
+def _claim(sample_id: int) -> ShadowSample | None:
+    """Take the sample's lease and read it with its plan and endpoints (one statement on PostgreSQL); None when
+    it is done already or another run holds it."""
     now = timezone.now()
-    claimed = ShadowSample.objects.filter(
-        Q(lease_until__isnull=True) | Q(lease_until__lt=now), pk=sample_id, state="pending",
-    ).update(lease_until=now + timedelta(seconds=settings.CUTOVER_SHADOW_LEASE_SECONDS), attempts=F("attempts") + 1)
-    return claimed == 1
+    return shadow_store.claim_and_read(
+        sample_id, now=now, lease_until=now + timedelta(seconds=settings.CUTOVER_SHADOW_LEASE_SECONDS))
 
 
 def shadow_release(*, sample_id: int, error: str) -> None:
@@ -287,7 +300,8 @@ def shadow_compare(*, sample_id: int) -> ShadowComparison | None:
     """Compare one sample: idempotent (a stored comparison is returned untouched) and safe to run twice at
     once (a lease on the sample lets one run make the calls; a one-to-one key stores one comparison).
     Raises ShadowRetry when the candidate's provider is rate-limited or failing for now."""
-    if not _claim(sample_id):  # done already (then its comparison is stored) or another run holds the lease
+    sample = _claim(sample_id)
+    if sample is None:  # done already (then its comparison is stored) or another run holds the lease
         comparison = ShadowComparison.objects.filter(sample_id=sample_id).first()
         leased = ShadowSample.objects.filter(pk=sample_id, state="pending", lease_until__isnull=False).values_list(
             "lease_until", flat=True).first()
@@ -297,7 +311,6 @@ def shadow_compare(*, sample_id: int) -> ShadowComparison | None:
             raise ShadowRetry(max((leased - timezone.now()).total_seconds(), 0.0) + 0.5,
                               "another run holds the sample's lease")
         return comparison
-    sample = ShadowSample.objects.select_related("plan__baseline", "plan__candidate").get(pk=sample_id)
     plan = sample.plan
     messages, params = sample.request["messages"], sample.request.get("params") or {}
     request = chat_request(messages, params)
@@ -349,9 +362,15 @@ def _store(sample: ShadowSample, plan: MigrationPlan, candidate: CallOutcome, re
            response_format: str) -> ShadowComparison:
     comparator, threshold = plan.shadow_comparator, plan.shadow_agreement_threshold
     fields: dict[str, Any] = {"plan": plan, "segment": sample.segment, "comparator": comparator}
+    judging: dict[str, Any] = {}
+    if comparator == JUDGE:  # its calls are shadow spend, stored with the comparison
+        judge = Judge(plan.judge_endpoint, plan.judge_rubric)
+        judging = {"judge": judge, "request_text": judge_request_text(sample.request["messages"],
+                                                                      sample.request.get("params"))}
     if candidate.ok:
         c = candidate.completion
-        scores = score_pair(c.text, sample.baseline_text, comparator=comparator, response_format=response_format)
+        scores = score_pair(c.text, sample.baseline_text, comparator=comparator, response_format=response_format,
+                            **judging)
         score = scores[comparator]["value"]
         fields |= {"candidate_text": c.text, "candidate_latency_ms": c.latency_ms,
                    "candidate_input_tokens": c.input_tokens, "candidate_output_tokens": c.output_tokens,
@@ -363,13 +382,14 @@ def _store(sample: ShadowSample, plan: MigrationPlan, candidate: CallOutcome, re
     if rerun is not None:
         r = rerun.completion
         noise = score_pair(r.text, sample.baseline_text, comparator=comparator,
-                           response_format=response_format)[comparator]["value"]
+                           response_format=response_format, **judging)[comparator]["value"]
         fields |= {"rerun_text": r.text, "rerun_latency_ms": r.latency_ms, "rerun_cost": r.cost_usd,
                    "noise_score": noise, "noise_disagree": noise < threshold}
+    if judging:
+        fields["judge_cost"] = judging["judge"].cost_usd
+    comparison = ShadowComparison(sample=sample, **fields)
     try:
-        with transaction.atomic():
-            comparison = ShadowComparison.objects.create(sample=sample, **fields)
-            ShadowSample.objects.filter(pk=sample.pk).update(state="done", lease_until=None, last_error="")
+        shadow_store.store(comparison)  # and the sample marked done, atomically (one statement on PostgreSQL)
     except IntegrityError:  # another run stored it first
         return ShadowComparison.objects.get(sample_id=sample.pk)
     return comparison
@@ -388,5 +408,6 @@ def shadow_export_rows(comparisons) -> Any:
                           "text": c.candidate_text, "latency_ms": c.candidate_latency_ms, "cost": c.candidate_cost},
             "baseline_rerun": None if c.rerun_text is None else {"text": c.rerun_text, "score": c.noise_score},
             "comparator": c.comparator, "score": c.score, "disagree": c.disagree, "scores": c.scores,
+            "judge_cost": c.judge_cost,
         }
 

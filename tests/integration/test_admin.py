@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from migrations_app.models import AuditEvent, MigrationPlan, ModelEndpoint, SDKKey
-from migrations_app.services.plans import PlanNotEditable, default_rules, default_steps, plan_act
+from migrations_app.services.plans import QUALITY_FIELDS, PlanNotEditable, default_rules, default_steps, plan_act
 from migrations_app.services.sdk_keys import sdk_key_create
 from tests import factories
 
@@ -53,6 +53,15 @@ def formset_data(prefix: str, rows: list[dict], initial: int = 0) -> dict:
     return data
 
 
+def quality_data(plan: MigrationPlan | None = None) -> dict:
+    """The evaluation and shadow fields as the form posts them: the plan's values, or a new plan's defaults."""
+    source = plan or MigrationPlan()
+    data = {name: getattr(source, name) for name in QUALITY_FIELDS if name != "judge_endpoint"}
+    data["judge_endpoint"] = source.judge_endpoint_id or ""
+    # An unticked checkbox is absent from a browser's POST.
+    return {name: "on" if value is True else value for name, value in data.items() if value is not False}
+
+
 def plan_add_data(endpoints, *, steps: list[dict] | None = None, rules: list[dict] | None = None,
                   **fields) -> dict:
     """What the add form posts when its prefilled rows are submitted (as edited)."""
@@ -62,7 +71,7 @@ def plan_add_data(endpoints, *, steps: list[dict] | None = None, rules: list[dic
             "baseline_prompt_adapter": "", "candidate": candidate.pk, "candidate_prompt_adapter": "",
             "shadow_sample_rate": "0.1", "evaluation_duration_seconds": "86400",
             "shadow_duration_seconds": "604800", "final_hold_seconds": "604800",
-            "cleanup_after_seconds": "1814400"} | fields
+            "cleanup_after_seconds": "1814400"} | quality_data() | fields
     data |= formset_data("steps", [asdict(s) for s in default_steps()] if steps is None else steps)
     data |= formset_data("rules", [asdict(r) for r in default_rules()] if rules is None else rules)
     return data
@@ -176,7 +185,7 @@ def _change_data(plan: MigrationPlan, **fields) -> dict:
             "evaluation_duration_seconds": plan.evaluation_duration_seconds,
             "shadow_duration_seconds": plan.shadow_duration_seconds,
             "final_hold_seconds": plan.final_hold_seconds, "cleanup_after_seconds": plan.cleanup_after_seconds,
-            } | fields
+            } | quality_data(plan) | fields
     return data | formset_data("steps", steps, initial=len(steps)) | formset_data("rules", rules,
                                                                                    initial=len(rules))
 

@@ -198,6 +198,26 @@ def test_post_shadow__malformed__400_naming_each_field(simulator, sdk_client):
     assert not ShadowSample.objects.exists()
 
 
+@pytest.mark.parametrize(("task", "problem"), [(7, "task must be a string"),
+                                               ("x" * 101, "task must be at most 100 characters")])
+def test_post_shadow__task_not_a_short_string__400_naming_task(simulator, sdk_client, task, problem):
+    plan = sim_plan(simulator, baseline_model=script(simulator, "task-base", {}),
+                    candidate_model=script(simulator, "task-cand", {}))
+    response = sdk_client.post("/api/v1/sdk/shadow", shadow_payload(plan, "Hi", params={"task": task}),
+                               format="json")
+    assert response.status_code == 400 and response.json() == {"request": {"params": [problem]}}
+    assert not ShadowSample.objects.exists()
+
+
+def test_post_shadow__task__stored_with_the_sample(simulator, sdk_client):
+    plan = sim_plan(simulator, baseline_model=script(simulator, "task-ok-base", {}),
+                    candidate_model=script(simulator, "task-ok-cand", {}))
+    response = sdk_client.post("/api/v1/sdk/shadow", shadow_payload(plan, "Hi", params={"task": "x" * 100}),
+                               format="json")
+    assert response.status_code == 202
+    assert ShadowSample.objects.get().request["params"] == {"task": "x" * 100}
+
+
 def test_post_shadow__key_without_events_write__403(simulator):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {factories.make_sdk_key('prod', scopes=['config:read'])}")

@@ -123,3 +123,39 @@ def test_script_update__deep_merges_changes_into_the_current_script():
     regressed = script.updated({"errors": {"server_error": 0.3}, "latency": {"median_ms": 900}})
     assert regressed.errors.rate_limited == 0.01 and regressed.errors.server_error == 0.3
     assert regressed.latency == LatencySpec(median_ms=900, p95_ms=300)
+
+
+# --- a judge ------------------------------------------------------------------------------------------------------
+
+
+def judge_prompt(first: str, second: str) -> str:
+    from cutover.comparators import JudgeComparator
+    from cutover.providers import EndpointSpec
+
+    judge = JudgeComparator(EndpointSpec(provider="openai", model="sim-judge-2024-08-06", api_key_env="K"))
+    return judge.request_for("Where is my refund?", first, second).messages[0].content
+
+
+@pytest.mark.parametrize(("first", "second", "winner"), [
+    ("Your refund is APPROVED.", "Please wait.", "A"), ("Please wait.", "Refund approved.", "B")])
+def test_judge_answer__response_containing_the_preferred_text_wins_in_either_position(first, second, winner):
+    from cutover.comparators import parse_verdict
+
+    scenario = Scenario.from_dict({"models": {"j": {"answer": {"kind": "judge", "judge_prefers": "approved"}}}})
+    verdict = parse_verdict(render_answer(scenario, ask("j", judge_prompt(first, second))).text)
+    assert verdict.winner == winner and "contains 'approved'" in verdict.reason
+
+
+def test_judge_answer__neither_or_both_preferred__the_scripted_otherwise():
+    tie = Scenario.from_dict({"models": {"j": {"answer": {"kind": "judge", "judge_prefers": "approved"}}}})
+    biased = Scenario.from_dict({"models": {"j": {"answer": {"kind": "judge", "judge_otherwise": "A"}}}})
+    assert json.loads(render_answer(tie, ask("j", judge_prompt("no", "nope"))).text)["winner"] == "tie"
+    assert json.loads(render_answer(tie, ask("j", judge_prompt("approved", "approved"))).text)["winner"] == "tie"
+    assert json.loads(render_answer(biased, ask("j", judge_prompt("x", "y"))).text)["winner"] == "A"
+
+
+def test_judge_answer__prompt_without_two_responses__no_verdict():
+    from cutover.comparators import parse_verdict
+
+    scenario = Scenario.from_dict({"models": {"j": {"answer": {"kind": "judge"}}}})
+    assert parse_verdict(render_answer(scenario, ask("j", "Hello")).text).winner is None
