@@ -68,6 +68,7 @@ START, END = "<!-- load:start -->", "<!-- load:end -->"
 ENVIRONMENTS = ("prod", "staging")
 CHANGING = "prod"  # the environment whose plan the bench pauses and resumes during the config phase
 GOAL_POLLS, GOAL_P99_MS, GOAL_EVENTS = 2_000, 20.0, 10_000
+KEPT_UP = 0.99  # the share of the offered poll rate a server that keeps up is measured to serve
 _FORK = multiprocessing.get_context("fork")
 # The per-key rate limit stays on the path (its cache increment is measured) but set far above what the
 # bench's few keys send: a simulated SDK here polls hundreds of times faster than a real one.
@@ -446,7 +447,11 @@ def run_load(*, fixtures: Fixtures, workers: int, threads: int, seconds: float, 
 def record(r: dict, args: argparse.Namespace, postgres: str) -> None:
     offered, bare = r["config_rate"], r["bare_rate"]
     events, bare_events = r["events"], r["bare_events"]
-    poll_met = offered.rate >= GOAL_POLLS and offered.ms(0.99) <= GOAL_P99_MS and not offered.stats.errors
+    # Kept up: served the whole offered rate (measured to the last answer, so a server that keeps up reads a
+    # hair under what was offered; one that falls behind reads well under it).
+    kept_up = offered.rate >= KEPT_UP * args.rate
+    poll_met = (args.rate >= GOAL_POLLS and kept_up and offered.ms(0.99) <= GOAL_P99_MS
+                and not offered.stats.errors)
     rows = [
         "| workload | server | throughput | p50 ms | p99 ms | p99 ms sent→answered | server CPU µs/poll | answers |",
         "|---|---|---:|---:|---:|---:|---:|---|",
@@ -486,7 +491,8 @@ def record(r: dict, args: argparse.Namespace, postgres: str) -> None:
         *rows,
         "",
         f"- Goal ≥ {GOAL_POLLS:,} config polls/s with p99 ≤ {GOAL_P99_MS:g} ms: "
-        f"**{'met' if poll_met else 'not met'}** ({offered.rate:,.0f}/s, p99 {offered.ms(0.99):.2f} ms).",
+        f"**{'met' if poll_met else 'not met'}** ({args.rate:,}/s offered, {offered.rate:,.0f}/s served"
+        f"{' — all of it' if kept_up else ''}, p99 {offered.ms(0.99):.2f} ms).",
         f"- Goal ≥ {GOAL_EVENTS:,} events/s: **{'met' if events.rate >= GOAL_EVENTS else 'not met'}**.",
         f"- No errors: **{'none' if r['errors'] == 0 else r['errors']}**. No event lost: {r['rows']:,} RequestEvent "
         f"rows and {r['requests']:,} requests in MetricRollup for {r['sent']:,} sent "
@@ -499,6 +505,10 @@ def record(r: dict, args: argparse.Namespace, postgres: str) -> None:
 
 
 NOTES = [
+    "- Spread (2026-11-28): three runs in a row on a quiet machine (load average 0.7–2.3) gave p99 9.80, 7.25 "
+    "and 13.95 ms at 2,000 polls/s offered, all served; with other engineers' test suites running (load "
+    "average 9–12) the same server fell behind (800–1,900/s served, p99 in seconds), as the bare server nearly"
+    " did (p99 up to 97 ms).",
     "- Server: granian (WSGI), 2 worker processes (one per core: a process runs Python under one GIL) × 4 "
     "blocking threads, enough to overlap the Redis round trips; more threads only add GIL contention on short "
     "polls (measured: 8 threads cost ~10 % more CPU per poll). Production keeps 32 threads per process for "
@@ -515,7 +525,7 @@ NOTES = [
     "- The server CPU column is the server processes' user + system time (/proc) over the run divided by the "
     "polls answered: steadier than throughput on a shared machine, though it rises when the CPUs are contended.",
     "- The machine is shared: the clients, PostgreSQL and Redis compete with the server for the same 2 CPUs, "
-    "and other engineers' jobs run beside them (load average given below), so p99 reflects CPU queueing as "
+    "and other engineers' jobs run beside them (load average given above), so p99 reflects CPU queueing as "
     "much as the server; figures swing between runs. An offered rate above what the server sustains makes "
     "every SDK fall further behind for the whole run, hence p50/p99 from when polls were due; the "
     "sent→answered column is the latency of the polls themselves.",
