@@ -17,6 +17,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor
 from typing import Any, Protocol
+from urllib.parse import urlsplit
+from urllib.request import getproxies_environment, proxy_bypass_environment
 
 from cutover.providers.base import Attempt, StreamPiece, effective_timeout, read_api_key
 from cutover.providers.client import Clock, CompletionStream, ModelClient, StreamTally, completion_from_attempt
@@ -47,10 +49,30 @@ class AsyncModelClient(Protocol):
     def stream(self, request: ChatRequest) -> AsyncCompletionStream: ...
 
 
+def proxied(url: str) -> bool:
+    """Whether an HTTP(S)_PROXY / ALL_PROXY in the environment (less NO_PROXY) applies to `url`, as the official
+    SDKs' transport (httpx) would honour it."""
+    proxies = getproxies_environment()
+    parts = urlsplit(url)
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not proxy_bypass_environment(parts.hostname or "", proxies)
+
+
+def takes_fast_path(endpoint: EndpointSpec) -> bool:
+    """OpenAI-format endpoints reached without a proxy go over raw HTTP; the rest through the SDKs
+    (the raw client speaks plain HTTP/1.1 and TLS, no proxies)."""
+    if endpoint.provider not in OPENAI_WIRE_PROVIDERS:
+        return False
+    base_url = endpoint.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
+    return not proxied(base_url)
+
+
 def make_async_client(endpoint: EndpointSpec, *, retry_policy: RetryPolicy, http: ConnectionPool,
                       sync_client: Callable[[], ModelClient], executor: Executor) -> AsyncModelClient:
-    """The raw-HTTP client for OpenAI-format endpoints; otherwise the official-SDK `sync_client()` in `executor`."""
-    if endpoint.provider in OPENAI_WIRE_PROVIDERS:
+    """The raw-HTTP client for OpenAI-format endpoints reached without a proxy; otherwise the official-SDK
+    `sync_client()` in `executor`."""
+    if takes_fast_path(endpoint):
         return OpenAIWireClient(endpoint, retry_policy=retry_policy, http=http)
     return ThreadedModelClient(sync_client(), executor)
 

@@ -22,32 +22,12 @@ import asyncio
 import os
 import threading
 from concurrent.futures import Future
-from urllib.parse import urlsplit
-from urllib.request import getproxies_environment, proxy_bypass_environment
 
-from cutover.providers.async_client import OPENAI_DEFAULT_BASE_URL, OPENAI_WIRE_PROVIDERS, OpenAIWireClient
+from cutover.providers.async_client import OpenAIWireClient, takes_fast_path
 from cutover.providers.client import complete
 from cutover.providers.http_pool import ConnectionPool
 from cutover.providers.retry import RetryPolicy
 from cutover.providers.types import ChatRequest, Completion, EndpointSpec
-
-
-def proxied(url: str) -> bool:
-    """Whether an HTTP(S)_PROXY / ALL_PROXY in the environment (less NO_PROXY) applies to `url`, as the official
-    SDKs' transport (httpx) would honour it."""
-    proxies = getproxies_environment()
-    parts = urlsplit(url)
-    if not (proxies.get(parts.scheme) or proxies.get("all")):
-        return False
-    return not proxy_bypass_environment(parts.hostname or "", proxies)
-
-
-def takes_fast_path(endpoint: EndpointSpec) -> bool:
-    """OpenAI-format endpoints reached without a proxy go over raw HTTP on the loop; the rest through the SDKs."""
-    if endpoint.provider not in OPENAI_WIRE_PROVIDERS:
-        return False
-    base_url = endpoint.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
-    return not proxied(base_url)
 
 
 class LoopClient:
@@ -131,4 +111,4 @@ def loop_client() -> LoopClient:
     return _shared
 
 
-__all__ = ["LoopClient", "loop_client", "loop_complete", "proxied", "takes_fast_path"]
+__all__ = ["LoopClient", "loop_client", "loop_complete"]

@@ -1,4 +1,5 @@
-"""Which calls the background-loop client makes over raw HTTP: OpenAI-format endpoints reached without a proxy.
+"""Which calls the worker's loop client and the sidecar make over raw HTTP: OpenAI-format endpoints reached
+without a proxy.
 Everything else keeps the official SDKs (which honour HTTP(S)_PROXY, as the raw client does not)."""
 
 from __future__ import annotations
@@ -6,7 +7,13 @@ from __future__ import annotations
 import pytest
 
 from cutover.providers import EndpointSpec
-from cutover.providers.loop_client import proxied, takes_fast_path
+from cutover.providers.async_client import (
+    OpenAIWireClient,
+    ThreadedModelClient,
+    make_async_client,
+    proxied,
+    takes_fast_path,
+)
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
                    "no_proxy", "OPENAI_BASE_URL")
@@ -63,3 +70,29 @@ def test_no_base_url__openai_base_url_from_the_environment_decides(monkeypatch):
     assert not takes_fast_path(endpoint("openai", None))
     monkeypatch.setenv("OPENAI_BASE_URL", "https://gateway.internal/v1")
     assert takes_fast_path(endpoint("openai", None))
+
+
+def test_sidecar_client__proxied_openai_endpoint__official_sdk_in_the_thread_pool(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cutover.providers.http_pool import ConnectionPool
+    from cutover.providers.retry import RetryPolicy
+
+    from cutover.providers.client import ModelClient
+
+    sdk_clients = []
+
+    def sync_client():
+        sdk_clients.append(ModelClient(endpoint("openai", "https://api.openai.com/v1")))
+        return sdk_clients[-1]
+
+    def client_for(spec: EndpointSpec):
+        return make_async_client(spec, retry_policy=RetryPolicy(), http=ConnectionPool(), sync_client=sync_client,
+                                 executor=executor)
+
+    with ThreadPoolExecutor(1) as executor:
+        direct = client_for(endpoint("openai", "https://api.openai.com/v1"))
+        monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+        proxied_client = client_for(endpoint("openai", "https://api.openai.com/v1"))
+    assert isinstance(direct, OpenAIWireClient)
+    assert isinstance(proxied_client, ThreadedModelClient) and len(sdk_clients) == 1
