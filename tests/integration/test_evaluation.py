@@ -18,10 +18,9 @@ from migrations_app.services.evaluation import (
     evaluation_run_execute,
     evaluation_schedules_tick,
 )
-from migrations_app.services.rate_limit import rate_limit_reset
-from tests.support.simulated_plans import SIM_KEY_ENV, live_baseline_answer, sim_plan
+from tests.support.simulated_plans import live_baseline_answer, sim_plan
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_calls_unlimited")]
 
 SEED = 9
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
@@ -31,13 +30,6 @@ SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "requi
 def simulator():
     with SimulatorServer(Scenario.from_dict({"seed": SEED, "default": {"latency": {"median_ms": 0}}})) as server:
         yield server
-
-
-@pytest.fixture(autouse=True)
-def _offline_calls_unlimited(settings, monkeypatch):
-    monkeypatch.setenv(SIM_KEY_ENV, "sim-key")
-    settings.CUTOVER_OFFLINE_RATE_LIMITS = {"default": 0}
-    rate_limit_reset()
 
 
 def json_models(simulator, prefix: str, *, broken_share: float) -> tuple[str, str]:

@@ -26,22 +26,15 @@ from migrations_app.services.evaluation import (
 from migrations_app.services.rate_limit import rate_limit_reset
 from migrations_app.services.shadow import shadow_compare, shadow_sample_ingest
 from tests import factories
-from tests.support.simulated_plans import SIM_KEY_ENV, live_baseline_answer, sim_endpoint, sim_plan
+from tests.support.simulated_plans import live_baseline_answer, sim_endpoint, sim_plan
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_calls_unlimited")]
 
 
 @pytest.fixture(scope="module")
 def simulator():
     with SimulatorServer(Scenario.from_dict({"seed": 4, "default": {"latency": {"median_ms": 0}}})) as server:
         yield server
-
-
-@pytest.fixture(autouse=True)
-def _offline_calls_unlimited(settings, monkeypatch):
-    monkeypatch.setenv(SIM_KEY_ENV, "sim-key")
-    settings.CUTOVER_OFFLINE_RATE_LIMITS = {"default": 0}
-    rate_limit_reset()
 
 
 def answers(simulator, name: str, template: str) -> str:

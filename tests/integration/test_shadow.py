@@ -13,12 +13,11 @@ from cutover.simulator import Scenario, SimulatorServer
 from cutover.simulator.scenario import stable_fraction
 from migrations_app import selectors
 from migrations_app.models import ShadowComparison, ShadowSample
-from migrations_app.services.rate_limit import rate_limit_reset
 from migrations_app.services.shadow import shadow_compare, shadow_sample_ingest
 from tests import factories
-from tests.support.simulated_plans import SIM_KEY_ENV, live_baseline_answer, sim_plan
+from tests.support.simulated_plans import live_baseline_answer, sim_plan
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_calls_unlimited")]
 
 PROMPTS = [f"Customer {i} asks about the status of order {1000 + i} and a refund." for i in range(400)]
 SEED = 5
@@ -29,13 +28,6 @@ def simulator():
     scenario = Scenario.from_dict({"seed": SEED, "default": {"latency": {"median_ms": 0}}})
     with SimulatorServer(scenario) as server:
         yield server
-
-
-@pytest.fixture(autouse=True)
-def _offline_calls_unlimited(settings, monkeypatch):
-    monkeypatch.setenv(SIM_KEY_ENV, "sim-key")
-    settings.CUTOVER_OFFLINE_RATE_LIMITS = {"default": 0}
-    rate_limit_reset()
 
 
 def script(simulator, name: str, answer: dict) -> str:

@@ -17,12 +17,11 @@ from cutover.providers import ChatRequest, Message
 from cutover.simulator import Scenario, SimulatorServer
 from migrations_app.models import ShadowComparison, ShadowSample
 from migrations_app.services import shadow as shadow_service
-from migrations_app.services.rate_limit import rate_limit_reset
 from migrations_app.services.shadow import offline_call, shadow_compare, shadow_sample_ingest
 from migrations_app.services.shadow_store import claim_and_read, one_statement, store
 from tests.support.simulated_plans import SIM_KEY_ENV, sim_endpoint, sim_plan
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_calls_unlimited")]
 
 LEASE = timedelta(seconds=120)
 
@@ -31,13 +30,6 @@ LEASE = timedelta(seconds=120)
 def simulator():
     with SimulatorServer(Scenario.from_dict({"seed": 8, "default": {"latency": {"median_ms": 0}}})) as server:
         yield server
-
-
-@pytest.fixture(autouse=True)
-def _offline_calls_unlimited(settings, monkeypatch):
-    monkeypatch.setenv(SIM_KEY_ENV, "sim-key")
-    settings.CUTOVER_OFFLINE_RATE_LIMITS = {"default": 0}
-    rate_limit_reset()
 
 
 @pytest.fixture

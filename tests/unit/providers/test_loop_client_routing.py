@@ -75,10 +75,9 @@ def test_no_base_url__openai_base_url_from_the_environment_decides(monkeypatch):
 def test_sidecar_client__proxied_openai_endpoint__official_sdk_in_the_thread_pool(monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
+    from cutover.providers.client import ModelClient
     from cutover.providers.http_pool import ConnectionPool
     from cutover.providers.retry import RetryPolicy
-
-    from cutover.providers.client import ModelClient
 
     sdk_clients = []
 
