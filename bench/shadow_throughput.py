@@ -34,6 +34,8 @@ import time
 import uuid
 from pathlib import Path
 
+from _harness import create_database, drop_database, process_tree_cpu_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -50,35 +52,6 @@ NOTE = ("Where a comparison's worker CPU goes (py-spy, one process): Celery's de
         "them around every task) and four ORM statements. One process is bounded by its threads ÷ the call "
         "latency (40 ÷ 0.2 s ≈ 200/s); a second process on this 2-CPU host, shared with the simulator, PostgreSQL, "
         "Redis and other jobs, adds only what CPU is left.")
-
-
-def _admin(pg: str):
-    import psycopg
-
-    return psycopg.connect(f"{pg}/postgres", autocommit=True)
-
-
-def recreate_database(pg: str, db: str) -> None:
-    with _admin(pg) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{db}"')
-
-
-def drop_database(pg: str, db: str) -> None:
-    with _admin(pg) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes (all their threads) so far, from /proc."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def setup_django(env: dict[str, str]) -> None:
@@ -166,9 +139,9 @@ def measure(plan, simulator, *, processes: int, samples: int, concurrency: int, 
                 raise RuntimeError(f"only {count} of {samples} comparisons after {timeout} s; "
                                    "see var/bench-worker-*.log")
             if first is None and count:
-                first = (count, cpu_seconds(pids))
+                first = (count, sum(map(process_tree_cpu_seconds, pids)))
             time.sleep(0.05)
-        cpu_end = cpu_seconds(pids)
+        cpu_end = sum(map(process_tree_cpu_seconds, pids))
     finally:
         stop_workers(workers)
     first = first or (0, cpu_end)
@@ -231,7 +204,7 @@ def main() -> int:
     parser.add_argument("--record", action="store_true", help="write the result into docs/benchmarks.md")
     args = parser.parse_args()
 
-    recreate_database(args.pg, args.db)
+    create_database(args.pg, args.db)
     env = {"DATABASE_URL": f"{args.pg}/{args.db}", "REDIS_URL": args.redis, "SECRET_KEY": "bench-only",
            "DJANGO_SETTINGS_MODULE": "controlplane.settings",
            "CUTOVER_OFFLINE_RATE_LIMITS": f"default={args.bucket_rate:g}", SIM_KEY_ENV: "sim-key",

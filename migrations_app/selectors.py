@@ -135,7 +135,7 @@ def sdk_principal_for_secret(secret: str) -> SDKPrincipal | None:
     hashed = hash_sdk_secret(secret)
     cached = cache_get_or_none(sdk_key_cache_key(hashed))
     if cached is not None:
-        return None if cached == _UNKNOWN else SDKPrincipal(*cached)
+        return sdk_principal_from_cache_entry(cached)
     with transaction.atomic():
         keys = SDKKey.objects.select_for_update(of=("self",)).select_related("environment")
         key = keys.filter(hashed_secret=hashed).first()

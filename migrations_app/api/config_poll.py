@@ -95,7 +95,7 @@ class ConfigPollFastPath:
             return None
         if window is not None:
             environ[ALREADY_COUNTED] = wait
-        if (principal is None or principal.revoked or not principal.has_scope(SDKScope.CONFIG_READ)
+        if (principal is None or not principal.has_scope(SDKScope.CONFIG_READ)  # revoked: no scope
                 or principal.environment_id != key.environment_id or document is None or wait is not None):
             return None
         # As SDKConfigView answers, then DRF, XFrameOptions-, Common- and SecurityMiddleware add their headers.
